@@ -1,0 +1,134 @@
+//! The one typed configuration, read from the environment once at cold start.
+
+use std::env;
+use std::path::PathBuf;
+
+use crate::password::HashParams;
+
+/// Where the signing and HMAC keys come from.
+#[derive(Clone, Debug)]
+pub enum SecretsSource {
+    /// A local JSON file (the dev stack and tests).
+    File(PathBuf),
+    /// An AWS Secrets Manager secret id or ARN.
+    SecretsManager(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub table_name: String,
+    pub secrets: SecretsSource,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub hash_params: HashParams,
+    pub min_build_ios: Option<u32>,
+    pub min_build_android: Option<u32>,
+    pub mail_from: String,
+    pub link_base_url: String,
+    pub reports_bucket: String,
+    pub s3_force_path_style: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// Reads from any name → value lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let required = |name: &str| {
+            get(name).ok_or_else(|| ConfigError(format!("{name} must be set")))
+        };
+        let number = |name: &str, default: u32| -> Result<u32, ConfigError> {
+            get(name).map_or(Ok(default), |value| {
+                value.trim().parse().map_err(|_| {
+                    ConfigError(format!("{name} must be a whole number, got {value:?}"))
+                })
+            })
+        };
+        let optional_number = |name: &str| -> Result<Option<u32>, ConfigError> {
+            get(name)
+                .map(|value| {
+                    value.trim().parse().map_err(|_| {
+                        ConfigError(format!("{name} must be a whole number, got {value:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let secrets = match (get("SECRETS_ID"), get("SECRETS_FILE")) {
+            (Some(id), _) => SecretsSource::SecretsManager(id),
+            (None, Some(path)) => SecretsSource::File(PathBuf::from(path)),
+            (None, None) => {
+                return Err(ConfigError(
+                    "SECRETS_ID (AWS) or SECRETS_FILE (local) must be set".into(),
+                ));
+            }
+        };
+        let defaults = HashParams::default();
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            secrets,
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "https://users.kuri.example".into()),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "kuri-apps".into()),
+            hash_params: HashParams {
+                memory_kib: number("ARGON2_MEMORY_KIB", defaults.memory_kib)?,
+                iterations: number("ARGON2_ITERATIONS", defaults.iterations)?,
+                parallelism: number("ARGON2_PARALLELISM", defaults.parallelism)?,
+            },
+            min_build_ios: optional_number("MIN_BUILD_IOS")?,
+            min_build_android: optional_number("MIN_BUILD_ANDROID")?,
+            mail_from: get("MAIL_FROM").unwrap_or_else(|| "no-reply@kuri.example".into()),
+            link_base_url: get("LINK_BASE_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:3000".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            reports_bucket: get("REPORTS_BUCKET")
+                .unwrap_or_else(|| "kuri-diagnostic-reports".into()),
+            s3_force_path_style: get("S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn missing_table_name_is_named_in_the_error() {
+        let error = config(&[("SECRETS_FILE", "/tmp/s.json")]).unwrap_err();
+        assert!(error.to_string().contains("TABLE_NAME"));
+    }
+
+    #[test]
+    fn bad_numbers_are_named_in_the_error() {
+        let error = config(&[
+            ("TABLE_NAME", "t"),
+            ("SECRETS_FILE", "/tmp/s.json"),
+            ("ARGON2_MEMORY_KIB", "lots"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("ARGON2_MEMORY_KIB"));
+    }
+
+    #[test]
+    fn defaults_follow_owasp_and_no_minimum_build() {
+        let config = config(&[("TABLE_NAME", "t"), ("SECRETS_ID", "arn:secret")]).unwrap();
+        assert_eq!(config.hash_params, HashParams::default());
+        assert_eq!(config.min_build_ios, None);
+        assert!(matches!(config.secrets, SecretsSource::SecretsManager(_)));
+    }
+}
