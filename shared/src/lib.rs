@@ -9,15 +9,21 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod lockout;
 pub mod password;
 pub mod secrets;
 pub mod session;
+pub mod sessions;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod two_factor;
 pub mod user;
+pub mod users;
 
 pub use app::{Access, App, Principal};
 pub use error::ApiError;
 #[cfg(feature = "localstack")]
 pub mod localstack;
+#[cfg(feature = "testkit")]
+pub mod testkit;

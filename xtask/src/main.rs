@@ -1,1 +1,75 @@
-fn main() {}
+//! Developer tasks for this repository: `cargo xtask dev | admin | test` (see README.md).
+//!
+//! Unix only: emulators are managed with POSIX signals.
+
+mod admin;
+mod check;
+mod dev;
+mod localenv;
+mod process;
+mod router;
+mod serve;
+mod stack;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+const USAGE: &str = "\
+usage:
+  cargo xtask dev
+      Install (first time) and start DynamoDB Local and moto, then serve the API on
+      http://127.0.0.1:3000 until Ctrl-C or SIGTERM.
+  cargo xtask admin --email EMAIL --password PASSWORD
+      Create a csrAdmin, or promote an existing user, in the running dev stack (or in the
+      table named by TABLE_NAME when it is set, using the caller's AWS environment).
+  cargo xtask test [NEXTEST ARGS...]
+      cargo fmt --check, clippy -D warnings and cargo nextest run --workspace, against emulators
+      of its own on ports 8001/5001 (so it can run beside `dev`).
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_deref() {
+        Some("dev") if rest.is_empty() => dev::run(),
+        Some("admin") => admin::Args::parse(&rest).and_then(admin::run),
+        Some("test") => check::run(rest),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("xtask: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The repository root, wherever `cargo xtask` is started from.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_path_buf()
+}
+
+/// Runs `future` on a fresh runtime. Call only after the process environment is final:
+/// `std::env::set_var` is sound only while no other thread runs.
+fn block_on<T>(future: impl Future<Output = T>) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let output = runtime.block_on(future);
+    // Don't wait for detached work such as in-flight connections of the dev server.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(output)
+}

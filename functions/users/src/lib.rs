@@ -1,1 +1,119 @@
+//! Route group `users`: registration, profile reads and changes, soft delete, roles, and the
+//! admin listing. Also the catch-all: unknown routes answer 404 here.
 
+use lambda_http::Request;
+use lambda_http::http::{HeaderValue, Method, header};
+use serde::Deserialize;
+use serde_json::json;
+use shared::email::Email;
+use shared::http::{self, Response};
+use shared::ids::UserId;
+use shared::password::Password;
+use shared::user::{User, parse_name};
+use shared::users::{self, NewUser};
+use shared::{Access, ApiError, App, sessions};
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    http::respond(route(app, req).await)
+}
+
+async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
+    let (method, segments) = http::route(&req);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (method, segments.as_slice()) {
+        (Method::POST, ["users"]) => register(app, &req).await,
+        (Method::GET, ["users", id]) => get(app, &req, id).await,
+        _ => Err(ApiError::RouteNotFound),
+    }
+}
+
+/// The user's version as an ETag.
+fn with_etag(mut response: Response, user: &User) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", user.version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RegisterBody {
+    email: Option<String>,
+    password: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    full_name: Option<String>,
+    marketing_opt_in: Option<bool>,
+    /// Deprecated in the seed: accepted and ignored (registering records agreement now).
+    #[allow(dead_code)]
+    tos_agreed_to_at: Option<serde_json::Value>,
+}
+
+async fn register(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let body: RegisterBody = http::json_body(req)?;
+    let email = body
+        .email
+        .filter(|e| !e.trim().is_empty())
+        .ok_or(ApiError::EmailRequired)?;
+    let password = body
+        .password
+        .filter(|p| !p.is_empty())
+        .ok_or(ApiError::PasswordRequired)?;
+    let mut fields = shared::error::FieldErrors::new();
+    let mut check = |name: &str, result: Result<(), String>| {
+        if let Err(message) = result {
+            fields.entry(name.to_owned()).or_default().push(message);
+        }
+    };
+    let email = Email::parse(&email);
+    check("email", email.as_ref().map(|_| ()).map_err(|m| m.to_string()));
+    let password = Password::parse(&password);
+    check("password", password.as_ref().map(|_| ()).map_err(Clone::clone));
+    let mut names = [
+        ("firstName", body.first_name),
+        ("lastName", body.last_name),
+        ("fullName", body.full_name),
+    ]
+    .map(|(field, value)| {
+        let parsed = value.map(|v| parse_name(&v)).transpose();
+        check(field, parsed.as_ref().map(|_| ()).map_err(|m| m.to_string()));
+        parsed.ok().flatten()
+    });
+    if !fields.is_empty() {
+        return Err(ApiError::Validation(fields));
+    }
+    let (Ok(email), Ok(password)) = (email, password) else {
+        unreachable!("field errors were returned above");
+    };
+    let user = users::register(
+        app,
+        NewUser {
+            email,
+            password,
+            first_name: names[0].take(),
+            last_name: names[1].take(),
+            full_name: names[2].take(),
+            marketing_opt_in: body.marketing_opt_in.unwrap_or(false),
+        },
+    )
+    .await?;
+    let tokens = sessions::open(app, &user).await?;
+    let body = json!({
+        "user": user.view(),
+        "token": tokens.token,
+        "refreshToken": tokens.refresh_token,
+        "sessionUUID": tokens.session_uuid,
+        "expiresIn": tokens.expires_in,
+    });
+    Ok(with_etag(http::ok(body), &user))
+}
+
+async fn get(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let principal = app.authenticate(req, Access::Full).await?;
+    let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
+    if principal.user.id != id && !principal.user.is_admin() {
+        return Err(ApiError::NoAccess);
+    }
+    let user = users::find_live(app, id).await?.ok_or(ApiError::UserNotFound)?;
+    Ok(with_etag(http::ok(user.view()), &user))
+}

@@ -1,0 +1,207 @@
+//! Integration-test helpers: an `App` on its own fresh table in DynamoDB Local (created from
+//! `template.yaml`, like the deployed one), requests and responses that are easy to assert on,
+//! API Gateway events from `events/`, and what moto recorded as sent.
+//!
+//! The emulators and their endpoints come from `cargo xtask test`.
+
+use std::sync::Arc;
+
+use lambda_http::http::{HeaderMap, Method};
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::dynamo::DynamoStore;
+use crate::{App, http};
+
+const TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"));
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+
+fn require_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run integration tests through `cargo xtask test`, which starts DynamoDB Local and moto")
+    })
+}
+
+/// The moto endpoint (S3, SNS, SES and its `/moto-api`).
+pub fn moto_url() -> String {
+    require_env("MOTO_URL")
+}
+
+/// A fresh app on its own table, with fast password hashing and fresh keys.
+pub async fn app() -> App {
+    app_with(|_| {}).await
+}
+
+/// Like [`app`], letting the test adjust the configuration first.
+pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
+    require_env("AWS_ENDPOINT_URL_DYNAMODB");
+    let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let mut config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.clone()),
+        "SECRETS_FILE" => Some("unused-by-tests".into()),
+        "REPORTS_BUCKET" => Some("test-diagnostic-reports".into()),
+        "MAIL_FROM" => Some("no-reply@kuri.example".into()),
+        "S3_FORCE_PATH_STYLE" => Some("true".into()),
+        _ => None,
+    })
+    .expect("test config is valid");
+    config.hash_params = crate::password::HashParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    adjust(&mut config);
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    crate::localstack::create_table(&dynamodb, TEMPLATE, &config.table_name)
+        .await
+        .expect("creating the test table in DynamoDB Local");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&aws)
+            .force_path_style(true)
+            .build(),
+    );
+    crate::localstack::create_bucket(&s3, &config.reports_bucket)
+        .await
+        .expect("creating the test bucket in moto");
+    crate::localstack::verify_sender(&aws_sdk_ses::Client::new(&aws), &config.mail_from)
+        .await
+        .expect("verifying the sender in moto");
+    let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json())
+        .expect("generated secrets parse");
+    let store = DynamoStore::new(dynamodb, config.table_name.clone());
+    App::from_parts(config, Arc::new(store), &secrets, Clock::system()).expect("test app builds")
+}
+
+/// A request as API Gateway would hand it to a function.
+pub struct TestRequest {
+    builder: lambda_http::http::request::Builder,
+    body: Body,
+}
+
+pub fn request(method: &str, path_and_query: &str) -> TestRequest {
+    TestRequest {
+        builder: lambda_http::http::Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("valid method"))
+            .uri(path_and_query),
+        body: Body::Empty,
+    }
+}
+
+impl TestRequest {
+    pub fn json(mut self, body: Value) -> Self {
+        self.builder = self.builder.header("content-type", "application/json");
+        self.body = Body::Text(body.to_string());
+        self
+    }
+
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.builder = self.builder.header("authorization", format!("Bearer {token}"));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    /// A body exactly as given, with no content type unless set with `header`.
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.body = Body::Text(body.to_owned());
+        self
+    }
+
+    pub fn build(self) -> Request {
+        self.builder.body(self.body).expect("valid test request")
+    }
+}
+
+/// A response with its body parsed, for assertions.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        http::header(&self.headers, name)
+    }
+
+    /// The `error.message` of an error body.
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts the status and the error message together, with the body in the panic message.
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(
+            (self.status, self.message()),
+            (status, message),
+            "body: {}",
+            self.text
+        );
+    }
+}
+
+impl From<http::Response> for TestResponse {
+    fn from(response: http::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = match response.into_body() {
+            Body::Text(text) => text,
+            Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => String::new(),
+        };
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+}
+
+/// An event of `events/` parsed as the Lambda runtime would, with `PLACEHOLDER` in the
+/// bearer token and the placeholder uuid replaced.
+pub fn event(name: &str, token: &str, uuid: &str) -> Request {
+    let path = format!("{EVENTS_DIR}/{name}.json");
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let json = json
+        .replace("Bearer PLACEHOLDER", &format!("Bearer {token}"))
+        .replace("00000000-0000-4000-8000-000000000000", uuid);
+    lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path} does not parse: {e}"))
+}
+
+/// Every event file name (without `.json`).
+pub fn event_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(EVENTS_DIR)
+        .expect("events/ exists")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Everything moto recorded (sent SMS and email among it).
+pub async fn moto_data() -> Value {
+    reqwest::get(format!("{}/moto-api/data.json", moto_url()))
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("moto data is JSON")
+}
+
+/// The routes of `template.yaml`.
+pub fn template_routes() -> Vec<crate::localstack::Route> {
+    crate::localstack::routes(TEMPLATE).expect("template.yaml parses")
+}

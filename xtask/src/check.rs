@@ -1,0 +1,89 @@
+//! `cargo xtask test`: fmt, clippy and the whole test suite, against emulators of its own.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use crate::localenv::{LocalEnv, Purpose, TEST_PORTS};
+use crate::process::{Signals, Stop, command, exit_code, terminate};
+use crate::stack::Stack;
+use crate::{Result, block_on, root};
+
+pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
+    let root = root();
+    let secrets = root.join(".localaws/test-secrets.json");
+    crate::localenv::ensure_secrets_file(&secrets)?;
+    let env = LocalEnv::new(Purpose::Test, TEST_PORTS, &secrets);
+    block_on(async move {
+        let mut signals = Signals::new()?;
+        // Installing and starting the emulators overlaps with fmt and clippy.
+        let stack_root = root.clone();
+        let mut stack = tokio::spawn(async move { Stack::start(&stack_root, TEST_PORTS).await });
+
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let lint_steps: [&[&str]; 2] = [
+            &["fmt", "--all", "--check"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ];
+        for args in lint_steps {
+            let mut step = command(&cargo);
+            step.args(args).current_dir(&root);
+            if let Some(code) = run_step(&mut step, &mut signals).await? {
+                stack.abort();
+                let _ = stack.await;
+                return Ok(ExitCode::from(code));
+            }
+        }
+
+        let stack = tokio::select! {
+            started = &mut stack => started??,
+            stop = signals.recv() => {
+                stack.abort();
+                let _ = stack.await;
+                return Ok(ExitCode::from(stop.exit_code()));
+            }
+        };
+        let mut step = command(&cargo);
+        step.args(["nextest", "run", "--workspace"])
+            .args(&nextest_args)
+            .current_dir(&root);
+        env.apply_to_command(&mut step);
+        let outcome = run_step(&mut step, &mut signals).await;
+        stack.stop().await;
+        Ok(ExitCode::from(outcome?.unwrap_or(0)))
+    })?
+}
+
+/// Runs one step to completion; `Some(code)` when it failed or a signal stopped it.
+async fn run_step(step: &mut tokio::process::Command, signals: &mut Signals) -> Result<Option<u8>> {
+    let description = step
+        .as_std()
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("xtask: cargo {description}");
+    let mut child = step
+        .spawn()
+        .map_err(|e| format!("cannot run cargo {description}: {e}"))?;
+    let stopped: Stop = tokio::select! {
+        status = child.wait() => {
+            let status = status?;
+            if status.success() {
+                return Ok(None);
+            }
+            eprintln!("xtask: cargo {description} failed ({status})");
+            return Ok(Some(exit_code(status)));
+        }
+        stop = signals.recv() => stop,
+    };
+    eprintln!("xtask: {}: stopping", stopped.name());
+    terminate(&mut child).await;
+    Ok(Some(stopped.exit_code()))
+}

@@ -1,0 +1,142 @@
+//! The environment that points the AWS SDK and the app at the local emulators.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::stack::Ports;
+
+pub const DEV_PORTS: Ports = Ports {
+    dynamodb: 8000,
+    moto: 5000,
+};
+/// Apart from `DEV_PORTS`, so that `cargo xtask test` can run while `cargo xtask dev` serves.
+pub const TEST_PORTS: Ports = Ports {
+    dynamodb: 8001,
+    moto: 5001,
+};
+pub const DEV_TABLE: &str = "kuri-users";
+pub const DEV_BUCKET: &str = "kuri-diagnostic-reports";
+pub const API_ADDR: &str = "127.0.0.1:3000";
+
+/// Which command the environment is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `dev` and `admin`: one long-lived table and bucket.
+    Dev,
+    /// `test`: every test creates its own table, so none is named here.
+    Test,
+}
+
+pub struct LocalEnv {
+    /// Always set: anything else could send a request to real AWS or read real keys.
+    forced: Vec<(&'static str, String)>,
+    /// Set unless the caller already did.
+    defaults: Vec<(&'static str, String)>,
+    removed: Vec<OsString>,
+}
+
+impl LocalEnv {
+    pub fn new(purpose: Purpose, ports: Ports, secrets_file: &Path) -> Self {
+        let moto = format!("http://127.0.0.1:{}", ports.moto);
+        let mut forced = vec![
+            ("AWS_ENDPOINT_URL", moto.clone()),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                format!("http://127.0.0.1:{}", ports.dynamodb),
+            ),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("SECRETS_FILE", secrets_file.display().to_string()),
+            ("S3_FORCE_PATH_STYLE", "true".into()),
+            ("MOTO_URL", moto),
+        ];
+        if purpose == Purpose::Dev {
+            forced.push(("TABLE_NAME", DEV_TABLE.into()));
+            forced.push(("REPORTS_BUCKET", DEV_BUCKET.into()));
+        }
+        let defaults = vec![
+            ("MAIL_FROM", "no-reply@kuri.example".into()),
+            ("LINK_BASE_URL", format!("http://{API_ADDR}")),
+            ("JWT_ISSUER", "https://users.kuri.example".into()),
+            ("JWT_AUDIENCE", "kuri-apps".into()),
+            ("RUST_LOG", "info".into()),
+        ];
+        // A service-specific endpoint would win over AWS_ENDPOINT_URL; SECRETS_ID would win over
+        // SECRETS_FILE; a session token or profile would not belong to the test keys.
+        let removed = std::env::vars_os()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                let name = name.to_string_lossy();
+                (name.starts_with("AWS_ENDPOINT_URL_") && name != "AWS_ENDPOINT_URL_DYNAMODB")
+                    || [
+                        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+                        "AWS_SESSION_TOKEN",
+                        "AWS_PROFILE",
+                        "AWS_DEFAULT_PROFILE",
+                        "SECRETS_ID",
+                    ]
+                    .contains(&name.as_ref())
+            })
+            .collect();
+        Self {
+            forced,
+            defaults,
+            removed,
+        }
+    }
+
+    /// The variables to set, given the current process environment.
+    fn assignments(&self) -> impl Iterator<Item = &(&'static str, String)> {
+        self.forced.iter().chain(
+            self.defaults
+                .iter()
+                .filter(|(name, _)| std::env::var_os(name).is_none()),
+        )
+    }
+
+    /// Changes this process's environment.
+    ///
+    /// # Safety
+    /// No other thread may exist yet (see `std::env::set_var`).
+    pub unsafe fn apply_to_process(&self) {
+        for name in &self.removed {
+            // SAFETY: the caller guarantees we are single-threaded.
+            unsafe { std::env::remove_var(name) };
+        }
+        let assignments: Vec<_> = self.assignments().cloned().collect();
+        for (name, value) in assignments {
+            // SAFETY: as above.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+
+    pub fn apply_to_command(&self, command: &mut tokio::process::Command) {
+        for name in &self.removed {
+            command.env_remove(name);
+        }
+        for (name, value) in self.assignments() {
+            command.env(name, value);
+        }
+    }
+}
+
+/// Writes fresh signing and HMAC keys to `path` unless it exists (owner-only permissions).
+pub fn ensure_secrets_file(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut file) => file.write_all(shared::secrets::generate_secrets_json().as_bytes()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
