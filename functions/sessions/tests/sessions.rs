@@ -1,0 +1,388 @@
+//! Login, refresh, logout and JWKS against DynamoDB Local.
+
+use serde_json::{Value, json};
+use shared::App;
+use shared::testkit::{self, TestResponse, request};
+use time::Duration;
+
+async fn call_users(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(users::handle(app, req).await)
+}
+
+async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(sessions::handle(app, req).await)
+}
+
+fn unique_email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// Registers a user; returns (email, registration body).
+async fn register(app: &App, password: &str) -> (String, Value) {
+    let email = unique_email();
+    let response = call_users(
+        app,
+        request("POST", "/users")
+            .json(json!({"email": email, "password": password, "firstName": "Ada"}))
+            .build(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    (email, response.body["data"].clone())
+}
+
+async fn login(app: &App, email: &str, password: &str) -> TestResponse {
+    call(
+        app,
+        request("POST", "/users/sessions")
+            .json(json!({"email": email, "password": password}))
+            .build(),
+    )
+    .await
+}
+
+async fn get_self(app: &App, login: &Value) -> TestResponse {
+    let uuid = login["user"]["uuid"].as_str().unwrap();
+    call_users(
+        app,
+        request("GET", &format!("/users/{uuid}"))
+            .bearer(login["token"].as_str().unwrap())
+            .build(),
+    )
+    .await
+}
+
+async fn refresh(app: &App, session: &str, refresh_token: &str) -> TestResponse {
+    call(
+        app,
+        request("PUT", &format!("/users/sessions/{session}/refresh"))
+            .json(json!({"refreshToken": refresh_token}))
+            .build(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn login_returns_the_full_login_body() {
+    let app = testkit::app().await;
+    let (email, _) = register(&app, "correct horse").await;
+    let response = login(&app, &email.to_uppercase(), "correct horse").await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    let data = &response.body["data"];
+    assert_eq!(data["expiresIn"], 900);
+    assert_eq!(data["twoFactorRequired"], false);
+    assert_eq!(data["user"]["email"], email);
+    assert!(data["refreshToken"].as_str().unwrap().len() >= 43);
+    assert!(data["sessionUUID"].is_string());
+    assert_eq!(get_self(&app, data).await.status, 200);
+}
+
+#[tokio::test]
+async fn login_with_wrong_password_is_rejected_like_unknown_email() {
+    let app = testkit::app().await;
+    let (email, _) = register(&app, "correct horse").await;
+    let wrong_password = login(&app, &email, "wrong horse").await;
+    let unknown_email = login(&app, &unique_email(), "correct horse").await;
+    wrong_password.assert_error(401, "Bad email and password combination.");
+    assert_eq!(unknown_email.status, wrong_password.status);
+    assert_eq!(unknown_email.text, wrong_password.text);
+    assert_eq!(unknown_email.headers.len(), wrong_password.headers.len());
+}
+
+#[tokio::test]
+async fn login_requires_email_and_password() {
+    let app = testkit::app().await;
+    login(&app, "", "whatever1")
+        .await
+        .assert_error(400, "Email address is required.");
+    call(
+        &app,
+        request("POST", "/users/sessions")
+            .json(json!({"email": "a@example.com"}))
+            .build(),
+    )
+    .await
+    .assert_error(400, "Password is required.");
+}
+
+#[tokio::test]
+async fn sixth_failed_login_within_fifteen_minutes_is_locked_out() {
+    let app = testkit::app().await;
+    let (email, _) = register(&app, "correct horse").await;
+    for _ in 0..5 {
+        login(&app, &email, "wrong horse")
+            .await
+            .assert_error(401, "Bad email and password combination.");
+    }
+    let locked = login(&app, &email, "correct horse").await;
+    assert_eq!(locked.status, 429, "{}", locked.text);
+    let retry_after: i64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "retry-after {retry_after}");
+    assert!(locked.body["error"]["message"].is_string());
+
+    app.clock.advance(Duration::seconds(31));
+    let after_lock = login(&app, &email, "correct horse").await;
+    assert_eq!(after_lock.status, 201, "{}", after_lock.text);
+}
+
+#[tokio::test]
+async fn failures_after_a_lock_double_it() {
+    let app = testkit::app().await;
+    let email = unique_email();
+    for _ in 0..5 {
+        login(&app, &email, "wrong horse").await;
+    }
+    assert_eq!(login(&app, &email, "wrong horse").await.status, 429);
+    app.clock.advance(Duration::seconds(31));
+    login(&app, &email, "wrong horse")
+        .await
+        .assert_error(401, "Bad email and password combination.");
+    let relocked = login(&app, &email, "wrong horse").await;
+    assert_eq!(relocked.status, 429);
+    let retry_after: i64 = relocked.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after > 30 && retry_after <= 60, "retry-after {retry_after}");
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_token_and_keeps_the_old_one_for_thirty_seconds() {
+    let app = testkit::app().await;
+    let (_, registered) = register(&app, "correct horse").await;
+    let session = registered["sessionUUID"].as_str().unwrap();
+    let first = registered["refreshToken"].as_str().unwrap();
+
+    let rotated = refresh(&app, session, first).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let second = rotated.body["data"]["refreshToken"].as_str().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(rotated.body["data"]["sessionUUID"], session);
+    assert_eq!(rotated.body["data"]["expiresIn"], 900);
+
+    let within_grace = refresh(&app, session, first).await;
+    assert_eq!(within_grace.status, 200, "{}", within_grace.text);
+    let third = within_grace.body["data"]["refreshToken"].as_str().unwrap();
+    assert_ne!(third, second);
+}
+
+#[tokio::test]
+async fn reused_refresh_token_after_the_grace_window_revokes_the_session() {
+    let app = testkit::app().await;
+    let (_, registered) = register(&app, "correct horse").await;
+    let session = registered["sessionUUID"].as_str().unwrap();
+    let first = registered["refreshToken"].as_str().unwrap();
+    let rotated = refresh(&app, session, first).await;
+    let second = rotated.body["data"]["refreshToken"].as_str().unwrap().to_owned();
+
+    app.clock.advance(Duration::seconds(31));
+    refresh(&app, session, first)
+        .await
+        .assert_error(401, "Invalid token");
+
+    refresh(&app, session, &second).await.assert_error(
+        404,
+        "User sessionUUID not found.  JWT cannot be refreshed.",
+    );
+    let access = rotated.body["data"]["token"].as_str().unwrap();
+    let uuid = registered["user"]["uuid"].as_str().unwrap();
+    call_users(
+        &app,
+        request("GET", &format!("/users/{uuid}")).bearer(access).build(),
+    )
+    .await
+    .assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn a_made_up_refresh_token_is_refused_without_ending_the_session() {
+    let app = testkit::app().await;
+    let (_, registered) = register(&app, "correct horse").await;
+    let session = registered["sessionUUID"].as_str().unwrap();
+    refresh(&app, session, "not-the-token")
+        .await
+        .assert_error(401, "Invalid token");
+    let real = refresh(&app, session, registered["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(real.status, 200);
+}
+
+#[tokio::test]
+async fn refresh_of_unknown_session_is_404() {
+    let app = testkit::app().await;
+    refresh(&app, &uuid::Uuid::new_v4().to_string(), "whatever")
+        .await
+        .assert_error(
+            404,
+            "User sessionUUID not found.  JWT cannot be refreshed.",
+        );
+}
+
+#[tokio::test]
+async fn refresh_validates_the_body_before_using_the_token() {
+    let app = testkit::app().await;
+    let (_, registered) = register(&app, "correct horse").await;
+    let session = registered["sessionUUID"].as_str().unwrap();
+    let token = registered["refreshToken"].as_str().unwrap();
+    for (body, field) in [
+        (json!({}), "refreshToken"),
+        (json!({"refreshToken": token, "platform": "windows"}), "platform"),
+        (json!({"refreshToken": token, "appVersion": "one"}), "appVersion"),
+        (json!({"refreshToken": token, "buildNumber": 0}), "buildNumber"),
+        (json!({"refreshToken": token, "buildNumber": "7"}), "buildNumber"),
+    ] {
+        let response = call(
+            &app,
+            request("PUT", &format!("/users/sessions/{session}/refresh"))
+                .json(body.clone())
+                .build(),
+        )
+        .await;
+        assert_eq!(response.status, 400, "{body}: {}", response.text);
+        assert!(
+            response.body["error"]["fields"][field].is_array(),
+            "{body}: {}",
+            response.text
+        );
+    }
+    assert_eq!(refresh(&app, session, token).await.status, 200);
+}
+
+#[tokio::test]
+async fn old_builds_are_told_to_update() {
+    let app = testkit::app_with(|config| config.min_build_ios = Some(100)).await;
+    let (_, registered) = register(&app, "correct horse").await;
+    let session = registered["sessionUUID"].as_str().unwrap();
+    let token = registered["refreshToken"].as_str().unwrap();
+    let old = call(
+        &app,
+        request("PUT", &format!("/users/sessions/{session}/refresh"))
+            .json(json!({"refreshToken": token, "platform": "ios", "buildNumber": 99, "appVersion": "1.2.3"}))
+            .build(),
+    )
+    .await;
+    old.assert_error(426, "Please update the app.");
+    let current = call(
+        &app,
+        request("PUT", &format!("/users/sessions/{session}/refresh"))
+            .json(json!({"refreshToken": token, "platform": "ios", "buildNumber": 100}))
+            .build(),
+    )
+    .await;
+    assert_eq!(current.status, 200, "{}", current.text);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let app = testkit::app().await;
+    let (_, registered) = register(&app, "correct horse").await;
+    let session = registered["sessionUUID"].as_str().unwrap();
+    let token = registered["token"].as_str().unwrap();
+    let response = call(
+        &app,
+        request("DELETE", &format!("/users/sessions/{session}"))
+            .bearer(token)
+            .build(),
+    )
+    .await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    assert!(response.text.is_empty());
+    get_self(&app, &registered)
+        .await
+        .assert_error(401, "Invalid token");
+    refresh(&app, session, registered["refreshToken"].as_str().unwrap())
+        .await
+        .assert_error(
+            404,
+            "User sessionUUID not found.  JWT cannot be refreshed.",
+        );
+}
+
+#[tokio::test]
+async fn logout_of_someone_elses_session_reveals_nothing_and_keeps_it() {
+    let app = testkit::app().await;
+    let (_, alice) = register(&app, "correct horse").await;
+    let (_, mallory) = register(&app, "correct horse").await;
+    let alice_session = alice["sessionUUID"].as_str().unwrap();
+    for target in [alice_session.to_owned(), uuid::Uuid::new_v4().to_string(), "nope".into()] {
+        call(
+            &app,
+            request("DELETE", &format!("/users/sessions/{target}"))
+                .bearer(mallory["token"].as_str().unwrap())
+                .build(),
+        )
+        .await
+        .assert_error(400, "Session Id does not exist.");
+    }
+    assert_eq!(get_self(&app, &alice).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_admin_may_end_anyones_session() {
+    let app = testkit::app().await;
+    let (_, alice) = register(&app, "correct horse").await;
+    let admin_email = unique_email();
+    shared::users::create_or_promote_admin(&app, &admin_email, "admin-pass")
+        .await
+        .unwrap();
+    let admin = login(&app, &admin_email, "admin-pass").await;
+    let alice_session = alice["sessionUUID"].as_str().unwrap();
+    let response = call(
+        &app,
+        request("DELETE", &format!("/users/sessions/{alice_session}"))
+            .bearer(admin.body["data"]["token"].as_str().unwrap())
+            .build(),
+    )
+    .await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    assert_eq!(get_self(&app, &alice).await.status, 401);
+}
+
+#[tokio::test]
+async fn jwks_publishes_the_key_that_signs_access_tokens() {
+    let app = testkit::app().await;
+    let response = call(&app, request("GET", "/.well-known/jwks.json").build()).await;
+    assert_eq!(response.status, 200);
+    let key = &response.body["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert!(response.body.get("data").is_none());
+
+    let (_, registered) = register(&app, "correct horse").await;
+    let token = registered["token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.kid.as_deref(), key["kid"].as_str());
+    let decoding = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&[app.config.jwt_audience.as_str()]);
+    validation.set_issuer(&[app.config.jwt_issuer.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+        .unwrap()
+        .claims;
+    for claim in ["iss", "aud", "sub", "sid", "roles", "iat", "exp", "jti", "scope"] {
+        assert!(claims.get(claim).is_some(), "missing {claim}");
+    }
+    assert_eq!(claims["scope"], "full");
+    assert_eq!(claims["roles"], json!([]));
+}
+
+#[tokio::test]
+async fn expired_access_tokens_are_refused() {
+    let app = testkit::app().await;
+    let (_, registered) = register(&app, "correct horse").await;
+    app.clock.advance(Duration::seconds(901));
+    get_self(&app, &registered)
+        .await
+        .assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn sessions_idle_for_thirty_days_cannot_refresh() {
+    let app = testkit::app().await;
+    let (_, registered) = register(&app, "correct horse").await;
+    app.clock.advance(Duration::days(30) + Duration::seconds(1));
+    refresh(
+        &app,
+        registered["sessionUUID"].as_str().unwrap(),
+        registered["refreshToken"].as_str().unwrap(),
+    )
+    .await
+    .assert_error(404, "User sessionUUID not found.  JWT cannot be refreshed.");
+}
