@@ -17,8 +17,17 @@ impl Clock {
         Self::default()
     }
 
+    /// The current time, to the microsecond (what storage keeps).
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + Duration::seconds(self.offset_secs.load(Ordering::Relaxed))
+        let now =
+            OffsetDateTime::now_utc() + Duration::seconds(self.offset_secs.load(Ordering::Relaxed));
+        Self::truncate(now)
+    }
+
+    /// Drops sub-microsecond digits, which stored timestamps do not keep.
+    pub fn truncate(at: OffsetDateTime) -> OffsetDateTime {
+        at.replace_nanosecond(at.microsecond() * 1000)
+            .expect("microseconds fit in nanoseconds")
     }
 
     /// Moves this clock (and every clone of it) forward.

@@ -205,3 +205,12 @@ pub async fn moto_data() -> Value {
 pub fn template_routes() -> Vec<crate::localstack::Route> {
     crate::localstack::routes(TEMPLATE).expect("template.yaml parses")
 }
+
+/// A DynamoDB adapter on the app's own table, for tests of the adapter itself.
+pub async fn dynamo_store(app: &App) -> Arc<DynamoStore> {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        app.config.table_name.clone(),
+    ))
+}

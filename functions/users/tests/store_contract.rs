@@ -1,0 +1,10 @@
+//! The storage contract suite against the DynamoDB adapter on DynamoDB Local.
+
+use std::sync::Arc;
+
+#[tokio::test]
+async fn dynamodb_store_meets_the_contract() {
+    let app = shared::testkit::app().await;
+    let store = shared::testkit::dynamo_store(&app).await;
+    shared::store::contract::run_all(Arc::as_ref(&store)).await;
+}
