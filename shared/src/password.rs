@@ -51,8 +51,9 @@ impl Default for HashParams {
 pub struct PasswordHasherService {
     params: Params,
     /// A real hash of a random password, verified against when the user is unknown so that
-    /// both answers take the same time.
-    dummy_hash: String,
+    /// both answers take the same time. Made on first use: only logins need it, and cold
+    /// starts of the other functions should not pay for it.
+    dummy_hash: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl PasswordHasherService {
@@ -64,9 +65,10 @@ impl PasswordHasherService {
             None,
         )
         .map_err(|error| format!("invalid Argon2 parameters: {error}"))?;
-        let dummy = Password::parse(&crate::crypto::random_token()).expect("token is long enough");
-        let dummy_hash = hash_with(&params, &dummy)?;
-        Ok(Self { params, dummy_hash })
+        Ok(Self {
+            params,
+            dummy_hash: Default::default(),
+        })
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, String> {
@@ -80,7 +82,13 @@ impl PasswordHasherService {
     /// Verifies against `hash`, or against the dummy hash when there is none; `false` then.
     pub async fn verify(&self, password: &Password, hash: Option<&str>) -> bool {
         let known = hash.is_some();
-        let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
+        let hash = match hash {
+            Some(hash) => hash.to_owned(),
+            None => match self.dummy_hash().await {
+                Some(dummy) => dummy,
+                None => return false,
+            },
+        };
         let params = self.params.clone();
         let password = password.clone();
         let matches = tokio::task::spawn_blocking(move || {
@@ -91,6 +99,20 @@ impl PasswordHasherService {
         .await
         .unwrap_or(false);
         known && matches
+    }
+}
+
+impl PasswordHasherService {
+    async fn dummy_hash(&self) -> Option<String> {
+        self.dummy_hash
+            .get_or_try_init(|| async {
+                let dummy =
+                    Password::parse(&crate::crypto::random_token()).expect("token is long enough");
+                self.hash(&dummy).await
+            })
+            .await
+            .ok()
+            .cloned()
     }
 }
 
