@@ -1,0 +1,442 @@
+//! Diagnostic reports against DynamoDB Local and moto's S3: presigned URLs work with a plain
+//! HTTP client, listings are the owner's (or a csrAdmin's), and deleted users are not found.
+
+use serde_json::{Value, json};
+use shared::App;
+use shared::testkit::{self, TestResponse, request};
+
+async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(diagnostic_reports::handle(app, req).await)
+}
+
+/// Registers a user through `POST /users`; returns (uuid, access token).
+async fn register(app: &App) -> (String, String) {
+    let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+    let response = TestResponse::from(
+        users::handle(
+            app,
+            request("POST", "/users")
+                .json(json!({"email": email, "password": "correct horse"}))
+                .build(),
+        )
+        .await,
+    );
+    assert_eq!(response.status, 200, "{}", response.text);
+    let data = &response.body["data"];
+    (
+        data["user"]["uuid"].as_str().unwrap().to_owned(),
+        data["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A csrAdmin logged in through `POST /users/sessions`; returns its access token.
+async fn admin(app: &App) -> String {
+    let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+    shared::users::create_or_promote_admin(app, &email, "s3cret-pass")
+        .await
+        .unwrap();
+    let response = TestResponse::from(
+        sessions::handle(
+            app,
+            request("POST", "/users/sessions")
+                .json(json!({"email": email, "password": "s3cret-pass"}))
+                .build(),
+        )
+        .await,
+    );
+    assert_eq!(response.status, 201, "{}", response.text);
+    response.body["data"]["token"].as_str().unwrap().to_owned()
+}
+
+async fn create(app: &App, token: &str, body: Value) -> TestResponse {
+    call(
+        app,
+        request("POST", "/users/diagnostic-reports")
+            .json(body)
+            .bearer(token)
+            .build(),
+    )
+    .await
+}
+
+async fn list(app: &App, token: &str, user: &str, query: &str) -> TestResponse {
+    call(
+        app,
+        request("GET", &format!("/users/{user}/diagnostic-reports{query}"))
+            .bearer(token)
+            .build(),
+    )
+    .await
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    url.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[tokio::test]
+async fn a_report_uploaded_to_its_presigned_url_downloads_with_the_same_bytes() {
+    let app = testkit::app().await;
+    let (user, token) = register(&app).await;
+
+    let created = create(
+        &app,
+        &token,
+        json!({
+            "fileName": "robot-logs 2024-05-01.zip",
+            "contentType": "application/zip",
+            "description": "Robot stopped responding after the firmware update",
+        }),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let report = &created.body["data"];
+    assert_eq!(
+        keys(report),
+        ["createdAt", "fileName", "upload", "userUUID", "uuid"]
+    );
+    assert_eq!(report["userUUID"], user.as_str());
+    assert_eq!(report["fileName"], "robot-logs 2024-05-01.zip");
+    let upload = &report["upload"];
+    assert_eq!(keys(upload), ["expiresAt", "headers", "method", "url"]);
+    assert_eq!(upload["method"], "PUT");
+    assert_eq!(
+        upload["headers"],
+        json!({"Content-Type": "application/zip"})
+    );
+    let url = upload["url"].as_str().unwrap();
+    let report_uuid = report["uuid"].as_str().unwrap();
+    assert!(url.starts_with(&testkit::moto_url()), "{url}");
+    assert!(
+        url.contains(&format!(
+            "/test-diagnostic-reports/diagnostic-reports/{user}/{report_uuid}?"
+        )),
+        "{url}"
+    );
+    assert_eq!(query_param(url, "X-Amz-Expires"), Some("900"));
+    let signed = query_param(url, "X-Amz-SignedHeaders").unwrap();
+    assert!(signed.split("%3B").any(|h| h == "content-type"), "{signed}");
+    let created_at = shared::clock::parse(report["createdAt"].as_str().unwrap()).unwrap();
+    let expires_at = shared::clock::parse(upload["expiresAt"].as_str().unwrap()).unwrap();
+    assert_eq!(expires_at - created_at, time::Duration::minutes(15));
+
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let http = reqwest::Client::new();
+    let put = http
+        .put(url)
+        .header("Content-Type", "application/zip")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "PUT answered {}", put.status());
+
+    let listed = list(&app, &token, &user, "?order=createdAt:desc").await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(
+        listed.body["meta"],
+        json!({"page": 1, "limit": 20, "total": 1, "nextCursor": null})
+    );
+    let item = &listed.body["data"][0];
+    assert_eq!(
+        keys(item),
+        [
+            "contentType",
+            "createdAt",
+            "description",
+            "downloadUrl",
+            "fileName",
+            "userUUID",
+            "uuid"
+        ]
+    );
+    assert_eq!(item["uuid"], report_uuid);
+    assert_eq!(item["createdAt"], report["createdAt"]);
+    assert_eq!(item["contentType"], "application/zip");
+    assert_eq!(
+        item["description"],
+        "Robot stopped responding after the firmware update"
+    );
+
+    let download = http
+        .get(item["downloadUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        download.status().is_success(),
+        "GET answered {}",
+        download.status()
+    );
+    assert_eq!(
+        download.headers()["content-type"].to_str().unwrap(),
+        "application/zip"
+    );
+    assert_eq!(
+        download.headers()["content-disposition"].to_str().unwrap(),
+        "attachment; filename=\"robot-logs 2024-05-01.zip\"; \
+         filename*=UTF-8''robot-logs%202024-05-01.zip"
+    );
+    assert_eq!(download.bytes().await.unwrap().as_ref(), bytes.as_slice());
+}
+
+#[tokio::test]
+async fn without_a_content_type_the_upload_needs_no_headers() {
+    let app = testkit::app().await;
+    let (user, token) = register(&app).await;
+    let created = create(&app, &token, json!({})).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let report = &created.body["data"];
+    assert_eq!(report["fileName"], Value::Null);
+    assert_eq!(report["upload"]["headers"], json!({}));
+
+    let http = reqwest::Client::new();
+    let put = http
+        .put(report["upload"]["url"].as_str().unwrap())
+        .body("plain bytes")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "PUT answered {}", put.status());
+
+    let listed = list(&app, &token, &user, "").await;
+    let item = &listed.body["data"][0];
+    assert_eq!(
+        (
+            &item["fileName"],
+            &item["contentType"],
+            &item["description"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    let body = http
+        .get(item["downloadUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "plain bytes");
+}
+
+#[tokio::test]
+async fn another_user_gets_403_and_a_csr_admin_may_list() {
+    let app = testkit::app().await;
+    let (owner, owner_token) = register(&app).await;
+    let (_, other_token) = register(&app).await;
+    assert_eq!(
+        create(&app, &owner_token, json!({"fileName": "a.txt"}))
+            .await
+            .status,
+        201
+    );
+
+    list(&app, &other_token, &owner, "")
+        .await
+        .assert_error(403, "No Access.");
+
+    let listed = list(&app, &admin(&app).await, &owner, "").await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.body["data"][0]["fileName"], "a.txt");
+}
+
+#[tokio::test]
+async fn a_deleted_users_reports_are_no_longer_listed() {
+    let app = testkit::app().await;
+    let (owner, owner_token) = register(&app).await;
+    assert_eq!(create(&app, &owner_token, json!({})).await.status, 201);
+    let admin = admin(&app).await;
+    assert_eq!(list(&app, &admin, &owner, "").await.status, 200);
+
+    let id = shared::ids::UserId::parse(&owner).unwrap();
+    shared::users::update(&app, id, None, |u| {
+        u.status = shared::user::Status::Deleted;
+        shared::users::revoke_all_sessions(u);
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    list(&app, &admin, &owner, "")
+        .await
+        .assert_error(404, "This user does not exist.");
+    list(&app, &owner_token, &owner, "")
+        .await
+        .assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn listing_pages_newest_first_by_default_and_follows_cursors() {
+    let app = testkit::app().await;
+    let (user, token) = register(&app).await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let response = create(&app, &token, json!({"fileName": format!("log-{i}.txt")})).await;
+        created.push(response.body["data"]["uuid"].as_str().unwrap().to_owned());
+        app.clock.advance(time::Duration::seconds(1));
+    }
+    let uuids = |response: &TestResponse| -> Vec<String> {
+        response.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["uuid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = list(&app, &token, &user, "?limit=2").await;
+    assert_eq!(uuids(&first), [created[4].clone(), created[3].clone()]);
+    assert_eq!(first.body["meta"]["total"], 5);
+    let cursor = first.body["meta"]["nextCursor"].as_str().unwrap();
+    let second = list(&app, &token, &user, &format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(uuids(&second), [created[2].clone(), created[1].clone()]);
+    assert_eq!(second.body["meta"]["page"], 2);
+
+    let last = list(&app, &token, &user, "?limit=2&page=3").await;
+    assert_eq!(uuids(&last), [created[0].clone()]);
+    assert_eq!(last.body["meta"]["nextCursor"], Value::Null);
+
+    let oldest = list(&app, &token, &user, "?order=createdAt:asc&limit=3").await;
+    assert_eq!(uuids(&oldest), created[..3]);
+    let cursor = oldest.body["meta"]["nextCursor"].as_str().unwrap();
+    let rest = list(
+        &app,
+        &token,
+        &user,
+        &format!("?order=createdAt:asc&limit=3&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(uuids(&rest), created[3..]);
+
+    let beyond = list(&app, &token, &user, "?page=4&limit=2").await;
+    assert_eq!(beyond.status, 200);
+    assert_eq!(beyond.body["data"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_paging_answers_like_the_user_listing() {
+    let app = testkit::app().await;
+    let (user, token) = register(&app).await;
+    for query in [
+        "?page=0",
+        "?page=abc",
+        "?cursor=garbage",
+        "?page=1&cursor=abc",
+    ] {
+        list(&app, &token, &user, query)
+            .await
+            .assert_error(400, "Page is invalid.");
+    }
+    for (query, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?order=email:asc", "order"),
+        ("?order=createdAt:up", "order"),
+    ] {
+        let response = list(&app, &token, &user, query).await;
+        assert_eq!(response.status, 400, "{query}: {}", response.text);
+        assert!(
+            response.body["error"]["fields"][field].is_array(),
+            "{query}: {}",
+            response.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_uuids_and_missing_tokens_are_refused() {
+    let app = testkit::app().await;
+    let (_, token) = register(&app).await;
+    for bad in [
+        "not-a-uuid",
+        "{4f8e2a4c-1b7d-4c1e-9a3b-0c5d6e7f8a9b}",
+        "4f8e2a4c1b7d4c1e9a3b0c5d6e7f8a9b",
+    ] {
+        list(&app, &token, bad, "")
+            .await
+            .assert_error(400, "Invalid user UUID.");
+    }
+    create(&app, "nonsense", json!({}))
+        .await
+        .assert_error(401, "Invalid token");
+    let anonymous = call(
+        &app,
+        request(
+            "GET",
+            &format!("/users/{}/diagnostic-reports", uuid::Uuid::new_v4()),
+        )
+        .build(),
+    )
+    .await;
+    anonymous.assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn bad_create_fields_are_field_errors_under_their_names() {
+    let app = testkit::app().await;
+    let (_, token) = register(&app).await;
+    for (body, field) in [
+        (json!({"contentType": "text/html"}), "contentType"),
+        (
+            json!({"contentType": "text/plain; charset=utf-8"}),
+            "contentType",
+        ),
+        (json!({"fileName": "../etc/passwd"}), "fileName"),
+        (json!({"fileName": "a\\b.txt"}), "fileName"),
+        (json!({"fileName": "line\nbreak.txt"}), "fileName"),
+        (json!({"fileName": "x".repeat(256)}), "fileName"),
+        (json!({"fileName": 7}), "fileName"),
+        (json!({"description": "x".repeat(2001)}), "description"),
+        (json!({"userUUID": "someone-else"}), "userUUID"),
+    ] {
+        let response = create(&app, &token, body.clone()).await;
+        assert_eq!(response.status, 400, "{body}: {}", response.text);
+        assert!(
+            response.body["error"]["fields"][field].is_array(),
+            "{body}: {}",
+            response.text
+        );
+    }
+    for content_type in shared::reports::CONTENT_TYPES {
+        let response = create(&app, &token, json!({"contentType": content_type})).await;
+        assert_eq!(response.status, 201, "{content_type}: {}", response.text);
+    }
+}
+
+#[tokio::test]
+async fn the_api_gateway_events_reach_both_routes() {
+    let app = testkit::app().await;
+    let (user, token) = register(&app).await;
+    let created = call(
+        &app,
+        testkit::event("diagnostic-reports-create", &token, &user),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        created.body["data"]["fileName"],
+        "robot-logs-2024-05-01.zip"
+    );
+    let listed = call(
+        &app,
+        testkit::event("diagnostic-reports-list", &token, &user),
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.body["data"][0]["uuid"], created.body["data"]["uuid"]);
+}
