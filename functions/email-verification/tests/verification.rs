@@ -1,0 +1,292 @@
+//! Email verification against DynamoDB Local and moto's SES: the mailed link is read back
+//! from what moto recorded as sent and opened as is.
+
+use serde_json::{Value, json};
+use shared::App;
+use shared::ids::UserId;
+use shared::testkit::{self, TestResponse, request};
+use shared::user::Status;
+use time::Duration;
+
+async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(email_verification::handle(app, req).await)
+}
+
+async fn call_users(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(users::handle(app, req).await)
+}
+
+/// A plus sign and mixed case, so the link's encoding and the case rules are exercised.
+fn unique_email() -> String {
+    format!("Verify+{}@Example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// Registers (and so logs in) a user; returns (email, registration body).
+async fn register(app: &App) -> (String, Value) {
+    let email = unique_email();
+    let response = call_users(
+        app,
+        request("POST", "/users")
+            .json(json!({"email": email, "password": "correct horse"}))
+            .build(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    (email, response.body["data"].clone())
+}
+
+fn user_id(registration: &Value) -> UserId {
+    UserId::parse(registration["user"]["uuid"].as_str().unwrap()).unwrap()
+}
+
+async fn start(app: &App, access_token: &str) -> TestResponse {
+    call(
+        app,
+        request("POST", "/users/verify-email")
+            .bearer(access_token)
+            .build(),
+    )
+    .await
+}
+
+/// Asks for a verification mail and returns the path and query of its link.
+async fn mailed_link(app: &App, email: &str, registration: &Value) -> String {
+    let started = start(app, registration["token"].as_str().unwrap()).await;
+    assert_eq!(started.status, 201, "{}", started.text);
+    let mails = testkit::emails_to(email).await;
+    let body = mails.last().expect("a mail was sent")["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    link_in(app, &body)
+}
+
+fn link_in(app: &App, body: &str) -> String {
+    let base = &app.config.link_base_url;
+    let (_, after) = body.split_once(base.as_str()).expect("the mail has a link");
+    after
+        .split(|c: char| c == '"' || c == '<' || c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn token_of(link: &str) -> &str {
+    link.split_once("?token=").unwrap().1
+}
+
+async fn open(app: &App, path_and_query: &str) -> TestResponse {
+    call(app, request("GET", path_and_query).build()).await
+}
+
+#[tokio::test]
+async fn the_mailed_link_verifies_the_email_once() {
+    let app = testkit::app().await;
+    let (email, registration) = register(&app).await;
+    assert_eq!(registration["user"]["emailVerified"], false);
+
+    let started = start(&app, registration["token"].as_str().unwrap()).await;
+    assert_eq!(started.status, 201, "{}", started.text);
+    assert_eq!(started.body, json!({"data": {}}));
+    let mails = testkit::emails_to(&email).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["subject"], "Confirm your email address for Kuri");
+    assert_eq!(mails[0]["source"], app.config.mail_from);
+    let link = link_in(&app, mails[0]["body"].as_str().unwrap());
+    let encoded = email.replace('+', "%2B");
+    assert!(
+        link.starts_with(&format!("/users/verify-email/{encoded}?token=")),
+        "{link}"
+    );
+    assert_eq!(token_of(&link).len(), 43);
+
+    let verified = open(&app, &link).await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    assert_eq!(verified.body["data"]["emailVerified"], true);
+    assert_eq!(verified.body["data"]["email"], email);
+    assert_eq!(verified.body["data"]["uuid"], registration["user"]["uuid"]);
+    assert!(verified.body["data"].get("passwordHash").is_none());
+
+    let uuid = registration["user"]["uuid"].as_str().unwrap();
+    let read = call_users(
+        &app,
+        request("GET", &format!("/users/{uuid}"))
+            .bearer(registration["token"].as_str().unwrap())
+            .build(),
+    )
+    .await;
+    assert_eq!(read.body["data"]["emailVerified"], true, "{}", read.text);
+
+    open(&app, &link)
+        .await
+        .assert_error(400, "The token is expired.");
+}
+
+#[tokio::test]
+async fn the_path_email_must_match_the_token_ignoring_case() {
+    let app = testkit::app().await;
+    let (email, registration) = register(&app).await;
+    let link = mailed_link(&app, &email, &registration).await;
+    let token = token_of(&link).to_owned();
+
+    let other = unique_email();
+    open(
+        &app,
+        &format!(
+            "/users/verify-email/{}?token={token}",
+            other.replace('+', "%2B")
+        ),
+    )
+    .await
+    .assert_error(400, "The token is expired.");
+
+    let shouting = email.to_uppercase().replace('+', "%2B");
+    let verified = open(
+        &app,
+        &format!("/users/verify-email/{shouting}?token={token}"),
+    )
+    .await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    assert_eq!(verified.body["data"]["emailVerified"], true);
+}
+
+#[tokio::test]
+async fn an_expired_link_is_refused() {
+    let app = testkit::app().await;
+    let (email, registration) = register(&app).await;
+    let link = mailed_link(&app, &email, &registration).await;
+    app.clock
+        .advance(Duration::hours(24) + Duration::minutes(1));
+    open(&app, &link)
+        .await
+        .assert_error(400, "The token is expired.");
+}
+
+#[tokio::test]
+async fn unknown_or_missing_tokens_are_refused() {
+    let app = testkit::app().await;
+    let (email, _) = register(&app).await;
+    let path = format!("/users/verify-email/{}", email.replace('+', "%2B"));
+    let made_up = shared::crypto::random_token();
+    for link in [
+        format!("{path}?token={made_up}"),
+        format!("{path}?token="),
+        path.clone(),
+    ] {
+        open(&app, &link)
+            .await
+            .assert_error(400, "The token is expired.");
+    }
+}
+
+#[tokio::test]
+async fn a_link_for_an_address_the_user_left_is_refused() {
+    let app = testkit::app().await;
+    let (email, registration) = register(&app).await;
+    let link = mailed_link(&app, &email, &registration).await;
+    let new_email = unique_email();
+    shared::users::update(&app, user_id(&registration), None, |user| {
+        user.email = new_email.clone();
+        user.email_verified = false;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    open(&app, &link)
+        .await
+        .assert_error(400, "The token is expired.");
+}
+
+#[tokio::test]
+async fn a_link_opened_after_deactivation_is_refused_and_the_user_cannot_ask_again() {
+    let app = testkit::app().await;
+    let (email, registration) = register(&app).await;
+    let link = mailed_link(&app, &email, &registration).await;
+    shared::users::update(&app, user_id(&registration), None, |user| {
+        user.status = Status::Inactive;
+        shared::users::revoke_all_sessions(user);
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    open(&app, &link)
+        .await
+        .assert_error(400, "Cannot verify email for inactive user.");
+    start(&app, registration["token"].as_str().unwrap())
+        .await
+        .assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn asking_for_a_mail_needs_a_valid_access_token() {
+    let app = testkit::app().await;
+    call(&app, request("POST", "/users/verify-email").build())
+        .await
+        .assert_error(401, "Invalid token");
+    start(&app, "not.a.jwt")
+        .await
+        .assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn of_twenty_concurrent_opens_of_one_link_exactly_one_succeeds() {
+    let app = testkit::app().await;
+    let (email, registration) = register(&app).await;
+    let link = mailed_link(&app, &email, &registration).await;
+
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (app, link) = (app.clone(), link.clone());
+        attempts.spawn(async move { open(&app, &link).await });
+    }
+    let results = attempts.join_all().await;
+    assert_eq!(
+        results.iter().filter(|r| r.status == 200).count(),
+        1,
+        "{results:?}"
+    );
+    for response in results.iter().filter(|r| r.status != 200) {
+        response.assert_error(400, "The token is expired.");
+    }
+}
+
+#[tokio::test]
+async fn the_service_used_by_an_email_change_mails_the_current_address() {
+    let app = testkit::app().await;
+    let (_, registration) = register(&app).await;
+    let new_email = unique_email();
+    let user = shared::users::update(&app, user_id(&registration), None, |user| {
+        user.email = new_email.clone();
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    shared::verification::send_verification_email(&app, &user)
+        .await
+        .unwrap();
+    let mails = testkit::emails_to(&new_email).await;
+    assert_eq!(mails.len(), 1);
+    let link = link_in(&app, mails[0]["body"].as_str().unwrap());
+    let verified = open(&app, &link).await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    assert_eq!(verified.body["data"]["email"], new_email);
+    assert_eq!(verified.body["data"]["emailVerified"], true);
+}
+
+#[tokio::test]
+async fn api_gateway_events_reach_the_routes() {
+    let app = testkit::app().await;
+    let uuid = "00000000-0000-4000-8000-000000000000";
+    let verify =
+        email_verification::handle(&app, testkit::event("email-verification-verify", "", uuid))
+            .await;
+    TestResponse::from(verify).assert_error(400, "The token is expired.");
+    let start = email_verification::handle(
+        &app,
+        testkit::event("email-verification-start", "not-a-token", uuid),
+    )
+    .await;
+    TestResponse::from(start).assert_error(401, "Invalid token");
+}
