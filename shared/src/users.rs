@@ -134,6 +134,139 @@ pub async fn create_or_promote_admin(app: &App, email: &str, password: &str) -> 
     .await
 }
 
+/// Re-authentication: `candidate` must be `user`'s password (401 "Password is incorrect."
+/// otherwise).
+pub async fn confirm_password(app: &App, user: &User, candidate: &str) -> Result<(), ApiError> {
+    let matches = match Password::parse(candidate) {
+        Ok(candidate) => {
+            app.hasher
+                .verify(&candidate, Some(&user.password_hash))
+                .await
+        }
+        Err(_) => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::WrongPassword)
+    }
+}
+
+/// A validated profile change (`PATCH /users/{uuid}`); `None` leaves a field as it is, and
+/// `Some(None)` clears a name.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub full_name: Option<Option<String>>,
+    pub email: Option<Email>,
+    pub marketing_opt_in: Option<bool>,
+    /// `true` records agreement to the terms now.
+    pub tos_agreed: bool,
+    /// A new password, already checked against the current one by the caller.
+    pub password: Option<Password>,
+    pub status: Option<Status>,
+    /// Grants (`true`) or revokes (`false`) the csrAdmin role.
+    pub admin: Option<bool>,
+}
+
+/// A saved profile change.
+#[derive(Debug)]
+pub struct ProfileChanged {
+    pub user: User,
+    /// The address changed (not just its case): it needs verifying again.
+    pub email_changed: bool,
+}
+
+/// Applies `change` to the live user when its version is one of `if_match` (any version when
+/// `None`; 412 otherwise). A new password ends every session but `caller_session`;
+/// deactivation ends them all.
+pub async fn change_profile(
+    app: &App,
+    id: UserId,
+    change: ProfileChange,
+    caller_session: Option<SessionId>,
+    if_match: Option<&[u64]>,
+) -> Result<ProfileChanged, ApiError> {
+    let password_hash = match &change.password {
+        Some(password) => Some(
+            app.hasher
+                .hash(password)
+                .await
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
+    let deactivating = change.status == Some(Status::Inactive);
+    let keep_session = caller_session.filter(|_| password_hash.is_some() && !deactivating);
+    let now = app.clock.now();
+    let mut email_changed = false;
+    let user = update(app, id, keep_session, |user| {
+        if if_match.is_some_and(|versions| !versions.contains(&user.version)) {
+            return Err(ApiError::VersionConflict);
+        }
+        for (field, value) in [
+            (&mut user.first_name, &change.first_name),
+            (&mut user.last_name, &change.last_name),
+            (&mut user.full_name, &change.full_name),
+        ] {
+            if let Some(value) = value {
+                field.clone_from(value);
+            }
+        }
+        email_changed = false;
+        if let Some(email) = &change.email {
+            if email.normalized() != user.email_key() {
+                email_changed = true;
+                user.email_verified = false;
+            }
+            user.email = email.as_str().to_owned();
+        }
+        if let Some(opt_in) = change.marketing_opt_in {
+            user.marketing_opt_in = opt_in;
+        }
+        if change.tos_agreed {
+            user.tos_agreed_at = Some(now);
+        }
+        if let Some(hash) = &password_hash {
+            user.password_hash.clone_from(hash);
+        }
+        if let Some(status) = change.status {
+            user.status = status;
+        }
+        if password_hash.is_some() || deactivating {
+            revoke_all_sessions(user);
+        }
+        match change.admin {
+            Some(true) => {
+                let roles = user.roles.clone();
+                user.set_roles(roles.into_iter().chain([Role::CsrAdmin]));
+            }
+            Some(false) => user.roles.retain(|role| *role != Role::CsrAdmin),
+            None => {}
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(ProfileChanged {
+        user,
+        email_changed,
+    })
+}
+
+/// Soft delete: the user is hidden from every read, the store releases the email, every
+/// session ends and 2FA is removed.
+pub async fn soft_delete(app: &App, id: UserId) -> Result<User, ApiError> {
+    update(app, id, None, |user| {
+        user.status = Status::Deleted;
+        user.mobile = None;
+        user.pending_mobile = None;
+        revoke_all_sessions(user);
+        Ok(())
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +310,64 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(updated.version, user.version + 1);
+    }
+
+    #[tokio::test]
+    async fn a_stale_if_match_changes_nothing() {
+        let app = App::in_memory();
+        let user = register(&app, new_user("etag@example.com")).await.unwrap();
+        let change = ProfileChange {
+            first_name: Some(Some("Grace".into())),
+            ..Default::default()
+        };
+        let stale = change_profile(&app, user.id, change, None, Some(&[user.version + 7])).await;
+        assert!(matches!(stale, Err(ApiError::VersionConflict)));
+        let stored = find_live(&app, user.id).await.unwrap().unwrap();
+        assert_eq!(stored.version, user.version);
+    }
+
+    #[tokio::test]
+    async fn changing_the_address_unverifies_it_but_a_case_change_does_not() {
+        let app = App::in_memory();
+        let user = register(&app, new_user("case@example.com")).await.unwrap();
+        update(&app, user.id, None, |u| {
+            u.email_verified = true;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let to = |email: &str| ProfileChange {
+            email: Some(Email::parse(email).unwrap()),
+            ..Default::default()
+        };
+        let cased = change_profile(&app, user.id, to("CASE@example.com"), None, None)
+            .await
+            .unwrap();
+        assert!(!cased.email_changed && cased.user.email_verified);
+        let moved = change_profile(&app, user.id, to("new@example.com"), None, None)
+            .await
+            .unwrap();
+        assert!(moved.email_changed && !moved.user.email_verified);
+        assert!(register(&app, new_user("case@example.com")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn soft_delete_frees_the_email_and_removes_two_factor() {
+        let app = App::in_memory();
+        let user = register(&app, new_user("gone@example.com")).await.unwrap();
+        update(&app, user.id, None, |u| {
+            u.mobile = Some("+15555550100".into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let deleted = soft_delete(&app, user.id).await.unwrap();
+        assert_eq!(deleted.status, Status::Deleted);
+        assert_eq!(
+            (deleted.mobile, deleted.session_epoch),
+            (None, user.session_epoch + 1)
+        );
+        assert!(find_live(&app, user.id).await.unwrap().is_none());
+        assert!(register(&app, new_user("gone@example.com")).await.is_ok());
     }
 }

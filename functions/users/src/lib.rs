@@ -13,6 +13,10 @@ use shared::user::{User, parse_name};
 use shared::users::{self, NewUser};
 use shared::{Access, ApiError, App, sessions};
 
+mod list;
+mod profile;
+mod roles;
+
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, req).await)
 }
@@ -20,15 +24,21 @@ pub async fn handle(app: &App, req: Request) -> Response {
 async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
     let (method, segments) = http::route(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // A method a path does not take is an unknown route, as API Gateway sees it: 404.
     match (method, segments.as_slice()) {
+        (Method::GET, ["users"]) => list::list(app, &req).await,
         (Method::POST, ["users"]) => register(app, &req).await,
+        (Method::GET, ["users", "count"]) => list::count(app, &req).await,
         (Method::GET, ["users", id]) => get(app, &req, id).await,
+        (Method::PATCH, ["users", id]) => profile::patch(app, &req, id).await,
+        (Method::DELETE, ["users", id]) => profile::delete(app, &req, id).await,
+        (Method::PUT, ["users", id, "roles"]) => roles::put(app, &req, id).await,
         _ => Err(ApiError::RouteNotFound),
     }
 }
 
 /// The user's version as an ETag.
-fn with_etag(mut response: Response, user: &User) -> Response {
+pub(crate) fn with_etag(mut response: Response, user: &User) -> Response {
     if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", user.version)) {
         response.headers_mut().insert(header::ETAG, value);
     }
@@ -66,9 +76,15 @@ async fn register(app: &App, req: &Request) -> Result<Response, ApiError> {
         }
     };
     let email = Email::parse(&email);
-    check("email", email.as_ref().map(|_| ()).map_err(|m| m.to_string()));
+    check(
+        "email",
+        email.as_ref().map(|_| ()).map_err(|m| m.to_string()),
+    );
     let password = Password::parse(&password);
-    check("password", password.as_ref().map(|_| ()).map_err(Clone::clone));
+    check(
+        "password",
+        password.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
     let mut names = [
         ("firstName", body.first_name),
         ("lastName", body.last_name),
@@ -76,7 +92,10 @@ async fn register(app: &App, req: &Request) -> Result<Response, ApiError> {
     ]
     .map(|(field, value)| {
         let parsed = value.map(|v| parse_name(&v)).transpose();
-        check(field, parsed.as_ref().map(|_| ()).map_err(|m| m.to_string()));
+        check(
+            field,
+            parsed.as_ref().map(|_| ()).map_err(|m| m.to_string()),
+        );
         parsed.ok().flatten()
     });
     if !fields.is_empty() {
@@ -114,6 +133,8 @@ async fn get(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
     if principal.user.id != id && !principal.user.is_admin() {
         return Err(ApiError::NoAccess);
     }
-    let user = users::find_live(app, id).await?.ok_or(ApiError::UserNotFound)?;
+    let user = users::find_live(app, id)
+        .await?
+        .ok_or(ApiError::UserNotFound)?;
     Ok(with_etag(http::ok(user.view()), &user))
 }

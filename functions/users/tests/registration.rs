@@ -14,7 +14,11 @@ async fn fifty_concurrent_registrations_of_one_email_yield_exactly_one_account()
     let attempts = (0..50).map(|i| {
         let app = app.clone();
         // Vary the case: uniqueness ignores it.
-        let email = if i % 2 == 0 { email.clone() } else { email.to_uppercase() };
+        let email = if i % 2 == 0 {
+            email.clone()
+        } else {
+            email.to_uppercase()
+        };
         tokio::spawn(async move {
             let req = request("POST", "/users")
                 .json(json!({"email": email, "password": "correct horse"}))
@@ -64,13 +68,28 @@ async fn registration_logs_the_user_in_with_defaults() {
         assert!(!data[key].is_null(), "missing {key}");
     }
     let user = &data["user"];
-    let mut keys: Vec<&str> = user.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = user
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
         [
-            "createdAt", "email", "emailVerified", "firstName", "fullName", "lastName",
-            "marketingOptIn", "roles", "status", "tosAgreedAt", "twoFactorAuth", "updatedAt",
+            "createdAt",
+            "email",
+            "emailVerified",
+            "firstName",
+            "fullName",
+            "lastName",
+            "marketingOptIn",
+            "roles",
+            "status",
+            "tosAgreedAt",
+            "twoFactorAuth",
+            "updatedAt",
             "uuid"
         ]
     );
@@ -91,26 +110,59 @@ async fn registration_logs_the_user_in_with_defaults() {
 async fn registration_errors_use_the_seed_messages() {
     let app = testkit::app().await;
     let cases = [
-        (json!({"password": "correct horse"}), 400, "Email is required."),
-        (json!({"email": unique_email()}), 400, "Password is required."),
+        (
+            json!({"password": "correct horse"}),
+            400,
+            "Email is required.",
+        ),
+        (
+            json!({"email": unique_email()}),
+            400,
+            "Password is required.",
+        ),
     ];
     for (body, status, message) in cases {
         let req = request("POST", "/users").json(body).build();
         TestResponse::from(users::handle(&app, req).await).assert_error(status, message);
     }
     for (body, field) in [
-        (json!({"email": "not-an-email", "password": "correct horse"}), "email"),
-        (json!({"email": unique_email(), "password": "short"}), "password"),
-        (json!({"email": unique_email(), "password": "correct horse", "firstName": "<b>"}), "firstName"),
-        (json!({"email": unique_email(), "password": "correct horse", "roles": ["csrAdmin"]}), "roles"),
-        (json!({"email": unique_email(), "password": "correct horse", "twoFactorAuth": {}}), "twoFactorAuth"),
-        (json!({"email": unique_email(), "password": "correct horse", "status": "inactive"}), "status"),
-        (json!({"email": unique_email(), "password": "correct horse", "marketingOptIn": "yes"}), "marketingOptIn"),
+        (
+            json!({"email": "not-an-email", "password": "correct horse"}),
+            "email",
+        ),
+        (
+            json!({"email": unique_email(), "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"email": unique_email(), "password": "correct horse", "firstName": "<b>"}),
+            "firstName",
+        ),
+        (
+            json!({"email": unique_email(), "password": "correct horse", "roles": ["csrAdmin"]}),
+            "roles",
+        ),
+        (
+            json!({"email": unique_email(), "password": "correct horse", "twoFactorAuth": {}}),
+            "twoFactorAuth",
+        ),
+        (
+            json!({"email": unique_email(), "password": "correct horse", "status": "inactive"}),
+            "status",
+        ),
+        (
+            json!({"email": unique_email(), "password": "correct horse", "marketingOptIn": "yes"}),
+            "marketingOptIn",
+        ),
     ] {
         let req = request("POST", "/users").json(body.clone()).build();
         let response = TestResponse::from(users::handle(&app, req).await);
         assert_eq!(response.status, 400, "{body}: {}", response.text);
-        assert!(response.body["error"]["fields"][field].is_array(), "{body}: {}", response.text);
+        assert!(
+            response.body["error"]["fields"][field].is_array(),
+            "{body}: {}",
+            response.text
+        );
     }
     let count = app
         .users
@@ -123,7 +175,11 @@ async fn registration_errors_use_the_seed_messages() {
 #[tokio::test]
 async fn malformed_requests_get_an_error_body_and_write_nothing() {
     let app = testkit::app().await;
-    let big = format!(r#"{{"email":"{}","password":"correct horse","firstName":"{}"}}"#, unique_email(), "a".repeat(100 * 1024));
+    let big = format!(
+        r#"{{"email":"{}","password":"correct horse","firstName":"{}"}}"#,
+        unique_email(),
+        "a".repeat(100 * 1024)
+    );
     let cases: Vec<(Option<&str>, String, u16)> = vec![
         (Some("application/json"), "{not json".into(), 400),
         (Some("application/json"), "[]".into(), 400),
@@ -132,8 +188,22 @@ async fn malformed_requests_get_an_error_body_and_write_nothing() {
         (Some("application/json"), "\"text\"".into(), 400),
         (Some("application/json"), String::new(), 400),
         (Some("application/json"), big, 413),
-        (Some("text/plain"), format!(r#"{{"email":"{}","password":"correct horse"}}"#, unique_email()), 415),
-        (None, format!(r#"{{"email":"{}","password":"correct horse"}}"#, unique_email()), 415),
+        (
+            Some("text/plain"),
+            format!(
+                r#"{{"email":"{}","password":"correct horse"}}"#,
+                unique_email()
+            ),
+            415,
+        ),
+        (
+            None,
+            format!(
+                r#"{{"email":"{}","password":"correct horse"}}"#,
+                unique_email()
+            ),
+            415,
+        ),
     ];
     for (content_type, body, status) in cases {
         let mut req = request("POST", "/users").raw_body(&body);
@@ -141,9 +211,22 @@ async fn malformed_requests_get_an_error_body_and_write_nothing() {
             req = req.header("content-type", content_type);
         }
         let response = TestResponse::from(users::handle(&app, req.build()).await);
-        assert_eq!(response.status, status, "{content_type:?} {}", &body[..body.len().min(40)]);
-        assert!(response.body["error"]["code"].is_string(), "{}", response.text);
-        assert!(response.body["error"]["message"].is_string(), "{}", response.text);
+        assert_eq!(
+            response.status,
+            status,
+            "{content_type:?} {}",
+            &body[..body.len().min(40)]
+        );
+        assert!(
+            response.body["error"]["code"].is_string(),
+            "{}",
+            response.text
+        );
+        assert!(
+            response.body["error"]["message"].is_string(),
+            "{}",
+            response.text
+        );
     }
     let count = app
         .users

@@ -1,0 +1,235 @@
+//! `PATCH /users/{uuid}` and `DELETE /users/{uuid}`: profile changes and soft delete, by the
+//! user or a csrAdmin.
+
+use lambda_http::Request;
+use lambda_http::http::HeaderMap;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value, json};
+use shared::email::Email;
+use shared::error::FieldErrors;
+use shared::http::{self, Response};
+use shared::ids::UserId;
+use shared::password::Password;
+use shared::user::{Status, parse_name};
+use shared::users::{self, ProfileChange};
+use shared::verification;
+use shared::{Access, ApiError, App};
+
+use crate::with_etag;
+
+/// Every field is optional; names may be `null` to clear them. `roles` and `twoFactorAuth` are
+/// declared only to refuse them with a message that says where they are changed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchBody {
+    #[serde(default, deserialize_with = "present")]
+    first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    full_name: Option<Option<String>>,
+    email: Option<String>,
+    marketing_opt_in: Option<bool>,
+    tos_agreed: Option<bool>,
+    /// Deprecated in the seed: accepted and ignored.
+    #[allow(dead_code)]
+    tos_agreed_to_at: Option<IgnoredAny>,
+    password: Option<String>,
+    current_password: Option<String>,
+    status: Option<String>,
+    admin: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    roles: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    two_factor_auth: Option<IgnoredAny>,
+}
+
+/// `Some` whenever the field is in the body, even as `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+impl PatchBody {
+    /// The change, and the current password if one was sent; field errors otherwise.
+    fn validate(self) -> Result<(ProfileChange, Option<String>), ApiError> {
+        let mut fields = FieldErrors::new();
+        let mut fail = |name: &str, message: String| {
+            fields.entry(name.to_owned()).or_default().push(message);
+        };
+        if self.roles.is_some() {
+            fail(
+                "roles",
+                "Not a profile field: roles are set with PUT /users/{uuid}/roles.".into(),
+            );
+        }
+        if self.two_factor_auth.is_some() {
+            fail(
+                "twoFactorAuth",
+                "Not a profile field: two-factor auth is set up and removed through its own routes."
+                    .into(),
+            );
+        }
+        let mut name = |field: &str, value: Option<Option<String>>| match value {
+            Some(Some(value)) => match parse_name(&value) {
+                Ok(name) => Some(Some(name)),
+                Err(message) => {
+                    fail(field, message.to_owned());
+                    None
+                }
+            },
+            other => other,
+        };
+        let first_name = name("firstName", self.first_name);
+        let last_name = name("lastName", self.last_name);
+        let full_name = name("fullName", self.full_name);
+        let email = self.email.and_then(|email| {
+            Email::parse(&email)
+                .map_err(|message| fail("email", message.to_owned()))
+                .ok()
+        });
+        let password = self.password.and_then(|password| {
+            Password::parse(&password)
+                .map_err(|message| fail("password", message))
+                .ok()
+        });
+        let status = self.status.and_then(|status| {
+            let parsed = Status::parse_visible(&status);
+            if parsed.is_none() {
+                fail("status", "Must be one of active, inactive.".into());
+            }
+            parsed
+        });
+        if !fields.is_empty() {
+            return Err(ApiError::Validation(fields));
+        }
+        let change = ProfileChange {
+            first_name,
+            last_name,
+            full_name,
+            email,
+            marketing_opt_in: self.marketing_opt_in,
+            tos_agreed: self.tos_agreed == Some(true),
+            password,
+            status,
+            admin: self.admin,
+        };
+        Ok((change, self.current_password))
+    }
+}
+
+pub async fn patch(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
+    let principal = app.authenticate(req, Access::Full).await?;
+    let is_self = principal.user.id == id;
+    let is_admin = principal.user.is_admin();
+    if !is_self && !is_admin {
+        return Err(ApiError::UpdateAnotherUser);
+    }
+    if !is_self && users::find_live(app, id).await?.is_none() {
+        return Err(ApiError::UserNotFound);
+    }
+    // The two refusals of the seed come before any other rule of the body, so they look at
+    // its keys alone.
+    let raw: Map<String, Value> = http::json_body(req)?;
+    if !is_self && raw.contains_key("password") {
+        return Err(ApiError::AdminCannotSetPassword);
+    }
+    if !is_admin && (raw.contains_key("status") || raw.contains_key("admin")) {
+        return Err(ApiError::UpdateAnotherUser);
+    }
+    let body: PatchBody = http::json_body(req)?;
+    let (change, current_password) = body.validate()?;
+    if change.password.is_some() {
+        let current = current_password
+            .filter(|p| !p.is_empty())
+            .ok_or(ApiError::CurrentPasswordRequired)?;
+        users::confirm_password(app, &principal.user, &current).await?;
+    }
+    let if_match = if_match(req.headers());
+    let changed = users::change_profile(
+        app,
+        id,
+        change,
+        Some(principal.session.id),
+        if_match.as_deref(),
+    )
+    .await?;
+    // The change is saved: a failed mail is logged, not answered with a 5xx the client would
+    // retry. `POST /users/verify-email` sends another link.
+    if changed.email_changed
+        && let Err(error) = verification::send_verification_email(app, &changed.user).await
+    {
+        tracing::error!(user = %changed.user.id, %error, "verification mail after an email change failed");
+    }
+    Ok(with_etag(http::ok(changed.user.view()), &changed.user))
+}
+
+/// The versions `If-Match` accepts: `None` without the header or with `*`. Quoted, weak and
+/// bare numbers are read; anything else matches no version.
+fn if_match(headers: &HeaderMap) -> Option<Vec<u64>> {
+    let value = http::header(headers, "if-match")?.trim();
+    if value == "*" {
+        return None;
+    }
+    Some(
+        value
+            .split(',')
+            .filter_map(|tag| {
+                let tag = tag.trim();
+                let tag = tag.strip_prefix("W/").unwrap_or(tag);
+                tag.trim_matches('"').parse().ok()
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    password: Option<String>,
+}
+
+pub async fn delete(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
+    let principal = app.authenticate(req, Access::Full).await?;
+    if principal.user.id != id && !principal.user.is_admin() {
+        return Err(ApiError::NoAccess);
+    }
+    let body: DeleteBody = http::json_body(req)?;
+    let password = body
+        .password
+        .filter(|p| !p.is_empty())
+        .ok_or(ApiError::PasswordRequired)?;
+    // The caller re-authenticates: a stolen access token alone cannot delete an account.
+    users::confirm_password(app, &principal.user, &password).await?;
+    users::soft_delete(app, id).await?;
+    Ok(http::ok(json!({ "uuid": id, "deleted": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::HeaderValue;
+
+    fn with_if_match(value: &str) -> Option<Vec<u64>> {
+        let mut headers = HeaderMap::new();
+        headers.insert("if-match", HeaderValue::from_str(value).unwrap());
+        if_match(&headers)
+    }
+
+    #[test]
+    fn if_match_reads_quoted_weak_bare_and_listed_versions() {
+        assert_eq!(if_match(&HeaderMap::new()), None);
+        assert_eq!(with_if_match("*"), None);
+        assert_eq!(with_if_match("\"7\""), Some(vec![7]));
+        assert_eq!(with_if_match("7"), Some(vec![7]));
+        assert_eq!(with_if_match("W/\"7\""), Some(vec![7]));
+        assert_eq!(with_if_match("\"3\", \"4\""), Some(vec![3, 4]));
+        assert_eq!(with_if_match("\"abc\""), Some(vec![]));
+    }
+}

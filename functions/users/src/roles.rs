@@ -1,0 +1,62 @@
+//! `PUT /users/{uuid}/roles`: a csrAdmin replaces a user's roles. Its seed messages lack the
+//! final period the same words have elsewhere.
+
+use lambda_http::Request;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::http::{self, Response};
+use shared::ids::UserId;
+use shared::user::Role;
+use shared::users;
+use shared::{Access, ApiError, App};
+
+use crate::with_etag;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesBody {
+    roles: Option<Value>,
+}
+
+pub async fn put(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuidForRoles)?;
+    let principal = app.authenticate(req, Access::Full).await?;
+    if !principal.user.is_admin() {
+        return Err(ApiError::UpdateAnotherUserRoles);
+    }
+    let body: RolesBody = http::json_body(req)?;
+    let names = role_names(body.roles)?;
+    if users::find_live(app, id).await?.is_none() {
+        return Err(ApiError::UserNotFoundForRoles);
+    }
+    let roles = names
+        .iter()
+        .map(|name| Role::parse(name).ok_or(ApiError::RoleNotFound))
+        .collect::<Result<Vec<Role>, ApiError>>()?;
+    let user = users::update(app, id, None, |user| {
+        user.set_roles(roles.iter().copied());
+        Ok(())
+    })
+    .await
+    .map_err(|error| match error {
+        ApiError::UserNotFound => ApiError::UserNotFoundForRoles,
+        other => other,
+    })?;
+    Ok(with_etag(http::ok(user.view()), &user))
+}
+
+/// `roles` must be an array of strings (possibly empty, which removes every role).
+fn role_names(roles: Option<Value>) -> Result<Vec<String>, ApiError> {
+    let invalid = || ApiError::field("roles", "Must be an array of role names.");
+    match roles {
+        None | Some(Value::Null) => Err(ApiError::field("roles", "Is required.")),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(name) => Ok(name),
+                _ => Err(invalid()),
+            })
+            .collect(),
+        Some(_) => Err(invalid()),
+    }
+}
