@@ -6,12 +6,16 @@ use lambda_http::Request;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::mail::{Mailer, MemoryMailer, SesMailer};
 use crate::password::{HashParams, PasswordHasherService};
 use crate::secrets::Secrets;
 use crate::session::{Session, Stage};
+use crate::sms::{CodeSender, MemoryCodeSender, SnsCodeSender};
+use crate::storage::{MemoryReportStorage, ReportStorage, S3ReportStorage};
+use crate::store::codes::CodeStore;
 use crate::store::dynamo::DynamoStore;
 use crate::store::memory::MemoryStore;
-use crate::store::{LockoutStore, SessionStore, UserStore};
+use crate::store::{LockoutStore, ReportStore, SessionStore, TokenStore, UserStore};
 use crate::token::{Claims, JwtKeys, Scope};
 use crate::user::User;
 use crate::{ApiError, http};
@@ -22,6 +26,12 @@ pub struct App {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub lockouts: Arc<dyn LockoutStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub mailer: Arc<dyn Mailer>,
+    pub reports: Arc<dyn ReportStore>,
+    pub report_storage: Arc<dyn ReportStorage>,
+    pub codes: Arc<dyn CodeStore>,
+    pub sms: Arc<dyn CodeSender>,
     pub hasher: PasswordHasherService,
     pub jwt: Arc<JwtKeys>,
     pub hmac_key: Arc<[u8]>,
@@ -60,18 +70,37 @@ impl App {
             .map_err(StartupError)?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
         store.warm_up().await;
-        Self::from_parts(config, Arc::new(store), &secrets, Clock::system())
+        let mailer = SesMailer::new(aws_sdk_ses::Client::new(&aws), config.mail_from.clone());
+        let s3 = aws_sdk_s3::config::Builder::from(&aws)
+            .force_path_style(config.s3_force_path_style)
+            .build();
+        let report_storage = S3ReportStorage::new(
+            aws_sdk_s3::Client::from_conf(s3),
+            config.reports_bucket.clone(),
+        );
+        Self::from_parts(
+            config,
+            Arc::new(store),
+            Arc::new(mailer),
+            Arc::new(report_storage),
+            Arc::new(SnsCodeSender::new(aws_sdk_sns::config::Builder::from(&aws))),
+            &secrets,
+            Clock::system(),
+        )
     }
 
     /// An app on the given store; tests use it with DynamoDB Local or memory.
     pub fn from_parts<S>(
         config: Config,
         store: Arc<S>,
+        mailer: Arc<dyn Mailer>,
+        report_storage: Arc<dyn ReportStorage>,
+        sms: Arc<dyn CodeSender>,
         secrets: &Secrets,
         clock: Clock,
     ) -> Result<Self, StartupError>
     where
-        S: UserStore + SessionStore + LockoutStore + 'static,
+        S: UserStore + SessionStore + LockoutStore + TokenStore + ReportStore + CodeStore + 'static,
     {
         let jwt = JwtKeys::new(
             &secrets.jwt_private_key_der,
@@ -84,7 +113,13 @@ impl App {
             config: Arc::new(config),
             users: store.clone(),
             sessions: store.clone(),
-            lockouts: store,
+            lockouts: store.clone(),
+            tokens: store.clone(),
+            codes: store.clone(),
+            reports: store,
+            mailer,
+            report_storage,
+            sms,
             hasher,
             jwt: Arc::new(jwt),
             hmac_key: secrets.hmac_key.clone().into(),
@@ -107,8 +142,16 @@ impl App {
             iterations: 1,
             parallelism: 1,
         };
-        Self::from_parts(config, Arc::new(MemoryStore::new()), &secrets, Clock::system())
-            .expect("in-memory app builds")
+        Self::from_parts(
+            config,
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryMailer::new()),
+            Arc::new(MemoryReportStorage),
+            Arc::new(MemoryCodeSender::new()),
+            &secrets,
+            Clock::system(),
+        )
+        .expect("in-memory app builds")
     }
 
     /// Checks the bearer token and loads its user and session in one read.

@@ -41,9 +41,8 @@ impl Config {
     /// Reads from any name → value lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let required = |name: &str| {
-            get(name).ok_or_else(|| ConfigError(format!("{name} must be set")))
-        };
+        let required =
+            |name: &str| get(name).ok_or_else(|| ConfigError(format!("{name} must be set")));
         let number = |name: &str, default: u32| -> Result<u32, ConfigError> {
             get(name).map_or(Ok(default), |value| {
                 value.trim().parse().map_err(|_| {

@@ -192,7 +192,10 @@ impl ApiError {
             InvalidToken => "invalid_token",
             BadCredentials => "bad_credentials",
             WrongPassword => "wrong_password",
-            NoAccess | UpdateAnotherUser | UpdateAnotherUserRoles | AdminCannotSetPassword
+            NoAccess
+            | UpdateAnotherUser
+            | UpdateAnotherUserRoles
+            | AdminCannotSetPassword
             | DisableAnotherUsersTwoFactor => "forbidden",
             RouteNotFound => "not_found",
             UserNotFound | UserNotFoundForRoles | UserUuidNotFound | RefreshUserNotFound => {

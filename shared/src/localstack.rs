@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -27,7 +27,17 @@ pub enum Error {
 }
 
 impl Error {
-    fn aws(operation: &'static str, error: impl std::error::Error) -> Self {
+    /// A failed call: the service's code and message when it answered, else the whole chain
+    /// (e.g. the connection that was refused).
+    fn aws(operation: &'static str, error: impl ProvideErrorMetadata + std::error::Error) -> Self {
+        let message = match (error.code(), error.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            _ => DisplayErrorContext(&error).to_string(),
+        };
+        Self::Aws { operation, message }
+    }
+
+    fn other(operation: &'static str, error: impl std::error::Error) -> Self {
         Self::Aws {
             operation,
             message: DisplayErrorContext(error).to_string(),
@@ -126,7 +136,7 @@ pub async fn create_table(
         .table_name(table_name)
         .wait(Duration::from_secs(60))
         .await
-        .map_err(|e| Error::aws("DescribeTable", e))?;
+        .map_err(|e| Error::other("DescribeTable", e))?;
 
     let Some(ttl) = spec.time_to_live_specification.filter(|t| t.enabled) else {
         return Ok(());
@@ -149,7 +159,7 @@ pub async fn create_table(
             .attribute_name(&ttl.attribute_name)
             .enabled(true)
             .build()
-            .map_err(|e| Error::aws("UpdateTimeToLive", e))?;
+            .map_err(|e| Error::other("UpdateTimeToLive", e))?;
         client
             .update_time_to_live()
             .table_name(table_name)
@@ -372,9 +382,17 @@ mod tests {
             route("sessions", "PUT", "/users/sessions/{sessionUUID}/refresh"),
             route("sessions", "GET", "/.well-known/jwks.json"),
             route("two-factor", "GET", "/users/two-factor-auth/code"),
-            route("password-recovery", "GET", "/users/recover-password/verify/{token}"),
+            route(
+                "password-recovery",
+                "GET",
+                "/users/recover-password/verify/{token}",
+            ),
             route("email-verification", "GET", "/users/verify-email/{email}"),
-            route("diagnostic-reports", "GET", "/users/{userUUID}/diagnostic-reports"),
+            route(
+                "diagnostic-reports",
+                "GET",
+                "/users/{userUUID}/diagnostic-reports",
+            ),
         ] {
             assert!(routes.contains(&expected), "missing {expected:?}");
         }

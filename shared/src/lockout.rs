@@ -16,11 +16,11 @@ pub const MAX_LOCK_SECS: i64 = 15 * 60;
 pub async fn check(app: &App, email_key: &str) -> Result<Option<Lockout>, ApiError> {
     let lockout = app.lockouts.get_lockout(email_key).await?;
     let now = app.clock.now();
-    if let Some(until) = lockout.as_ref().and_then(|l| l.locked_until) {
-        if until > now {
-            let retry_after_secs = (until - now).whole_seconds().max(1) as u64;
-            return Err(ApiError::TooManyRequests { retry_after_secs });
-        }
+    if let Some(until) = lockout.as_ref().and_then(|l| l.locked_until)
+        && until > now
+    {
+        let retry_after_secs = (until - now).whole_seconds().max(1) as u64;
+        return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     Ok(lockout)
 }
@@ -105,7 +105,11 @@ mod tests {
         assert_eq!(after_lock.lock_secs, 60);
         let mut state = Some(after_lock);
         for step in 0..6 {
-            state = Some(next_state(state, "a@b.co", t0 + Duration::minutes(2 + step * 14)));
+            state = Some(next_state(
+                state,
+                "a@b.co",
+                t0 + Duration::minutes(2 + step * 14),
+            ));
         }
         assert_eq!(state.unwrap().lock_secs, MAX_LOCK_SECS);
     }

@@ -73,7 +73,9 @@ impl Session {
     pub fn is_live(&self, user_epoch: u64, now: OffsetDateTime) -> bool {
         let expires = match self.stage {
             Stage::Full => self.expires_at(),
-            Stage::TwoFactor => self.created_at + Duration::seconds(crate::token::TWO_FACTOR_TOKEN_SECS),
+            Stage::TwoFactor => {
+                self.created_at + Duration::seconds(crate::token::TWO_FACTOR_TOKEN_SECS)
+            }
         };
         self.epoch == user_epoch && now < expires
     }
@@ -138,8 +140,14 @@ mod tests {
         assert_eq!(session.check_refresh(&first, now), RefreshCheck::Current);
         let second = session.rotate(now);
         assert_eq!(session.check_refresh(&second, now), RefreshCheck::Current);
-        assert_eq!(session.check_refresh(&first, now + Duration::seconds(29)), RefreshCheck::InGrace);
-        assert_eq!(session.check_refresh(&first, now + Duration::seconds(31)), RefreshCheck::Reused);
+        assert_eq!(
+            session.check_refresh(&first, now + Duration::seconds(29)),
+            RefreshCheck::InGrace
+        );
+        assert_eq!(
+            session.check_refresh(&first, now + Duration::seconds(31)),
+            RefreshCheck::Reused
+        );
         assert_eq!(session.check_refresh("made-up", now), RefreshCheck::Unknown);
     }
 

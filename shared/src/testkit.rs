@@ -66,13 +66,27 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
     crate::localstack::create_bucket(&s3, &config.reports_bucket)
         .await
         .expect("creating the test bucket in moto");
-    crate::localstack::verify_sender(&aws_sdk_ses::Client::new(&aws), &config.mail_from)
+    let ses = aws_sdk_ses::Client::new(&aws);
+    crate::localstack::verify_sender(&ses, &config.mail_from)
         .await
         .expect("verifying the sender in moto");
+    let mailer = crate::mail::SesMailer::new(ses, config.mail_from.clone());
     let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json())
         .expect("generated secrets parse");
     let store = DynamoStore::new(dynamodb, config.table_name.clone());
-    App::from_parts(config, Arc::new(store), &secrets, Clock::system()).expect("test app builds")
+    let report_storage = crate::storage::S3ReportStorage::new(s3, config.reports_bucket.clone());
+    App::from_parts(
+        config,
+        Arc::new(store),
+        Arc::new(mailer),
+        Arc::new(report_storage),
+        Arc::new(crate::sms::SnsCodeSender::new(
+            aws_sdk_sns::config::Builder::from(&aws),
+        )),
+        &secrets,
+        Clock::system(),
+    )
+    .expect("test app builds")
 }
 
 /// A request as API Gateway would hand it to a function.
@@ -98,7 +112,9 @@ impl TestRequest {
     }
 
     pub fn bearer(mut self, token: &str) -> Self {
-        self.builder = self.builder.header("authorization", format!("Bearer {token}"));
+        self.builder = self
+            .builder
+            .header("authorization", format!("Bearer {token}"));
         self
     }
 
@@ -213,4 +229,49 @@ pub async fn dynamo_store(app: &App) -> Arc<DynamoStore> {
         aws_sdk_dynamodb::Client::new(&aws),
         app.config.table_name.clone(),
     ))
+}
+
+/// The emails moto recorded as sent to `address` through SES, oldest first. Each is moto's
+/// record: `subject`, `body` (the HTML part when there is one), `source`, `destinations`.
+pub async fn emails_to(address: &str) -> Vec<Value> {
+    fn collect(value: &Value, address: &str, found: &mut Vec<Value>) {
+        match value {
+            Value::Object(fields) if fields.contains_key("subject") => {
+                let to = &value["destinations"]["ToAddresses"];
+                if to
+                    .as_array()
+                    .is_some_and(|to| to.iter().any(|a| a == address))
+                {
+                    found.push(value.clone());
+                }
+            }
+            Value::Object(fields) => fields.values().for_each(|v| collect(v, address, found)),
+            Value::Array(items) => items.iter().for_each(|v| collect(v, address, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    collect(&moto_data().await["ses"], address, &mut found);
+    found
+}
+
+/// The texts moto recorded as sent to `phone` through SNS, oldest first.
+pub async fn sms_to(phone: &str) -> Vec<String> {
+    fn collect(value: &Value, phone: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Object(fields) if fields.contains_key("phone_number") => {
+                found.extend(
+                    (value["phone_number"] == phone)
+                        .then(|| value["message"].as_str().map(str::to_owned))
+                        .flatten(),
+                );
+            }
+            Value::Object(fields) => fields.values().for_each(|v| collect(v, phone, found)),
+            Value::Array(items) => items.iter().for_each(|v| collect(v, phone, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    collect(&moto_data().await["sns"], phone, &mut found);
+    found
 }

@@ -153,7 +153,13 @@ mod tests {
     fn expired_foreign_and_tampered_tokens_fail() {
         let keys = keys("iss");
         let now = OffsetDateTime::now_utc();
-        let (token, _) = keys.issue(UserId::new(), SessionId::new(), vec![], Scope::TwoFactor, now);
+        let (token, _) = keys.issue(
+            UserId::new(),
+            SessionId::new(),
+            vec![],
+            Scope::TwoFactor,
+            now,
+        );
         assert!(keys.verify(&token, now + Duration::seconds(301)).is_none());
         assert!(self::keys("iss").verify(&token, now).is_none());
         let mut tampered = token.clone();
@@ -178,7 +184,13 @@ mod tests {
         let jwks = keys.jwks();
         let x = jwks["keys"][0]["x"].as_str().unwrap();
         let decoding = DecodingKey::from_ed_components(x).unwrap();
-        let (token, _) = keys.issue(UserId::new(), SessionId::new(), vec![], Scope::Full, OffsetDateTime::now_utc());
+        let (token, _) = keys.issue(
+            UserId::new(),
+            SessionId::new(),
+            vec![],
+            Scope::Full,
+            OffsetDateTime::now_utc(),
+        );
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&["apps"]);
         assert!(jsonwebtoken::decode::<Claims>(&token, &decoding, &validation).is_ok());

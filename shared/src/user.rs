@@ -126,9 +126,11 @@ impl User {
     /// The public JSON object of API.md: exactly these keys, never a secret.
     pub fn view(&self) -> Value {
         let last4 = |number: &Option<String>| {
-            number
-                .as_deref()
-                .map(|n| n.chars().skip(n.chars().count().saturating_sub(4)).collect::<String>())
+            number.as_deref().map(|n| {
+                n.chars()
+                    .skip(n.chars().count().saturating_sub(4))
+                    .collect::<String>()
+            })
         };
         json!({
             "uuid": self.id,
@@ -193,7 +195,17 @@ mod tests {
 
     #[test]
     fn names_accept_letters_of_any_script() {
-        for name in ["Ada", "O'Brien", "Jean-Luc", "St. John", "Zoë", "渡辺", "Владимир", "हिन्दी", "Anne Marie 2"] {
+        for name in [
+            "Ada",
+            "O'Brien",
+            "Jean-Luc",
+            "St. John",
+            "Zoë",
+            "渡辺",
+            "Владимир",
+            "हिन्दी",
+            "Anne Marie 2",
+        ] {
             assert!(parse_name(name).is_ok(), "{name}");
         }
     }

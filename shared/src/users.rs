@@ -29,7 +29,11 @@ pub async fn register(app: &App, new: NewUser) -> Result<User, ApiError> {
     {
         return Err(ApiError::EmailTaken);
     }
-    let password_hash = app.hasher.hash(&new.password).await.map_err(ApiError::internal)?;
+    let password_hash = app
+        .hasher
+        .hash(&new.password)
+        .await
+        .map_err(ApiError::internal)?;
     let now = app.clock.now();
     let user = User {
         id: UserId::new(),
@@ -96,7 +100,11 @@ pub fn revoke_all_sessions(user: &mut User) {
 }
 
 /// Creates a csrAdmin, or promotes (and re-passwords) the live user holding the email.
-pub async fn create_or_promote_admin(app: &App, email: &str, password: &str) -> Result<User, ApiError> {
+pub async fn create_or_promote_admin(
+    app: &App,
+    email: &str,
+    password: &str,
+) -> Result<User, ApiError> {
     let email = Email::parse(email).map_err(|message| ApiError::field("email", message))?;
     let password =
         Password::parse(password).map_err(|message| ApiError::field("password", message))?;
@@ -122,7 +130,11 @@ pub async fn create_or_promote_admin(app: &App, email: &str, password: &str) -> 
             }
         }
     };
-    let password_hash = app.hasher.hash(&password).await.map_err(ApiError::internal)?;
+    let password_hash = app
+        .hasher
+        .hash(&password)
+        .await
+        .map_err(ApiError::internal)?;
     update(app, user.id, None, |user| {
         let mut roles = user.roles.clone();
         roles.push(Role::CsrAdmin);
@@ -293,8 +305,12 @@ mod tests {
     #[tokio::test]
     async fn admin_is_created_then_promoted_idempotently() {
         let app = App::in_memory();
-        let first = create_or_promote_admin(&app, "boss@example.com", "s3cret-pass").await.unwrap();
-        let second = create_or_promote_admin(&app, "boss@example.com", "s3cret-pass").await.unwrap();
+        let first = create_or_promote_admin(&app, "boss@example.com", "s3cret-pass")
+            .await
+            .unwrap();
+        let second = create_or_promote_admin(&app, "boss@example.com", "s3cret-pass")
+            .await
+            .unwrap();
         assert_eq!(first.id, second.id);
         assert_eq!(second.roles, vec![Role::CsrAdmin]);
     }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use shared::App;
+use shared::{ApiError, App};
 
 use crate::localenv::{DEV_PORTS, LocalEnv, Purpose};
 use crate::{Result, block_on, root};
@@ -60,8 +60,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let app = App::from_env().await?;
         let user = shared::users::create_or_promote_admin(&app, &args.email, &args.password)
             .await
-            .map_err(|e| format!("cannot create the admin: {e}"))?;
-        println!("{}", user.uuid);
+            .map_err(|error| match error {
+                ApiError::Validation(fields) => format!("cannot create the admin: {fields:?}"),
+                other => format!("cannot create the admin: {other}"),
+            })?;
+        println!("{}", user.id);
         Ok(ExitCode::SUCCESS)
     })?
 }

@@ -17,7 +17,14 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
         let mut signals = Signals::new()?;
         // Installing and starting the emulators overlaps with fmt and clippy.
         let stack_root = root.clone();
-        let mut stack = tokio::spawn(async move { Stack::start(&stack_root, TEST_PORTS).await });
+        let mut stack = tokio::spawn(async move {
+            let started = Stack::start(&stack_root, TEST_PORTS).await;
+            // Said at once, not only after fmt and clippy are done.
+            if let Err(error) = &started {
+                eprintln!("xtask: the emulators for the tests did not start: {error}");
+            }
+            started
+        });
 
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         let lint_steps: [&[&str]; 2] = [
@@ -42,7 +49,8 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
         }
 
         let stack = tokio::select! {
-            started = &mut stack => started??,
+            started = &mut stack => started?
+                .map_err(|_| "no emulators, so no tests were run (the reason is above)")?,
             stop = signals.recv() => {
                 stack.abort();
                 let _ = stack.await;

@@ -1,5 +1,6 @@
 //! `cargo xtask dev`: emulators, table, bucket and sender, then the API on 127.0.0.1:3000.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -27,10 +28,9 @@ async fn serve(root: &Path) -> Result<ExitCode> {
     let template = std::fs::read_to_string(root.join("template.yaml"))?;
     let router = Router::new(&shared::localstack::routes(&template)?)?;
     if std::net::TcpStream::connect(API_ADDR).is_ok() {
-        return Err(format!(
-            "{API_ADDR} is already in use: is another `cargo xtask dev` running?"
-        )
-        .into());
+        return Err(
+            format!("{API_ADDR} is already in use: is another `cargo xtask dev` running?").into(),
+        );
     }
 
     let setup = async {
@@ -121,6 +121,7 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -16,7 +16,9 @@ const GRACE: Duration = Duration::from_secs(5);
 /// SIGTERM if we die without cleaning up (e.g. SIGKILL).
 pub fn command(program: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(program);
-    command.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    command
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
     #[cfg(target_os = "linux")]
     {
         let parent = std::process::id();
@@ -39,33 +41,30 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
 
 /// SIGTERM, then SIGKILL if the child has not exited within the grace period.
 pub async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        send_sigterm(pid);
-        if tokio::time::timeout(GRACE, child.wait()).await.is_ok() {
-            return;
-        }
+    sigterm(child);
+    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        let _ = child.kill().await;
     }
-    let _ = child.kill().await;
 }
 
 /// [`terminate`] for `Drop`, where nothing can be awaited.
 pub fn terminate_blocking(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        send_sigterm(pid);
-        let deadline = std::time::Instant::now() + GRACE;
-        while std::time::Instant::now() < deadline {
-            if !matches!(child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    sigterm(child);
+    let deadline = std::time::Instant::now() + GRACE;
+    while std::time::Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.start_kill();
 }
 
-fn send_sigterm(pid: u32) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill has no memory-safety preconditions; pid is our own unreaped child.
+/// Asks a child to stop; does nothing once it has been reaped.
+pub fn sigterm(child: &Child) {
+    // `id` is None once the child has been reaped, so the pid cannot have been reused.
+    if let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+        // SAFETY: kill has no memory-safety preconditions.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }

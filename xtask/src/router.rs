@@ -174,7 +174,9 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
             };
             match name.strip_suffix('+') {
                 Some(name) if index + 1 == raw.len() => Ok(Segment::Greedy(name.to_owned())),
-                Some(_) => Err(format!("template.yaml: {path}: a greedy {{…+}} must be last")),
+                Some(_) => Err(format!(
+                    "template.yaml: {path}: a greedy {{…+}} must be last"
+                )),
                 None => Ok(Segment::Param(name.to_owned())),
             }
         })
@@ -260,7 +262,10 @@ mod tests {
         );
         assert_eq!(
             resolve(&router, Method::POST, "/users/diagnostic-reports"),
-            (Function::DiagnosticReports, "POST /users/diagnostic-reports".into())
+            (
+                Function::DiagnosticReports,
+                "POST /users/diagnostic-reports".into()
+            )
         );
     }
 
@@ -287,15 +292,47 @@ mod tests {
 
         for (method, path, function) in [
             (Method::PUT, format!("/users/{uuid}/roles"), Function::Users),
-            (Method::PUT, format!("/users/sessions/{uuid}/refresh"), Function::Sessions),
-            (Method::DELETE, format!("/users/sessions/{uuid}"), Function::Sessions),
-            (Method::GET, "/.well-known/jwks.json".into(), Function::Sessions),
-            (Method::POST, format!("/users/{uuid}/pending-two-factor-auth"), Function::TwoFactor),
-            (Method::DELETE, format!("/users/{uuid}/two-factor-auth"), Function::TwoFactor),
-            (Method::GET, "/users/recover-password/verify/abc".into(), Function::PasswordRecovery),
-            (Method::GET, format!("/users/{uuid}/diagnostic-reports"), Function::DiagnosticReports),
+            (
+                Method::PUT,
+                format!("/users/sessions/{uuid}/refresh"),
+                Function::Sessions,
+            ),
+            (
+                Method::DELETE,
+                format!("/users/sessions/{uuid}"),
+                Function::Sessions,
+            ),
+            (
+                Method::GET,
+                "/.well-known/jwks.json".into(),
+                Function::Sessions,
+            ),
+            (
+                Method::POST,
+                format!("/users/{uuid}/pending-two-factor-auth"),
+                Function::TwoFactor,
+            ),
+            (
+                Method::DELETE,
+                format!("/users/{uuid}/two-factor-auth"),
+                Function::TwoFactor,
+            ),
+            (
+                Method::GET,
+                "/users/recover-password/verify/abc".into(),
+                Function::PasswordRecovery,
+            ),
+            (
+                Method::GET,
+                format!("/users/{uuid}/diagnostic-reports"),
+                Function::DiagnosticReports,
+            ),
         ] {
-            assert_eq!(router.resolve(&method, &path).unwrap().function, function, "{method} {path}");
+            assert_eq!(
+                router.resolve(&method, &path).unwrap().function,
+                function,
+                "{method} {path}"
+            );
         }
     }
 
@@ -306,7 +343,7 @@ mod tests {
         for (method, path) in [
             (Method::GET, "/nope"),
             (Method::GET, "/"),
-            (Method::PATCH, "/users/sessions"),
+            (Method::PUT, "/users/sessions"),
             (Method::GET, "/users/"),
             (Method::GET, "/users/a/b/c/d"),
         ] {
@@ -337,7 +374,10 @@ mod tests {
         );
         let matched = router.resolve(&Method::GET, "/a/b").unwrap();
         assert_eq!(matched.function, Function::Users);
-        assert_eq!(matched.path_parameters, [("proxy".to_string(), "a/b".to_string())]);
+        assert_eq!(
+            matched.path_parameters,
+            [("proxy".to_string(), "a/b".to_string())]
+        );
         assert!(router.resolve(&Method::GET, "/").is_none());
     }
 

@@ -70,12 +70,11 @@ async fn respond(
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let (function, response) = match dispatch(app, router, peer, local_port, &request_id, request)
-        .await
-    {
-        Ok((function, response)) => (function, response),
-        Err(response) => ("-", response),
-    };
+    let (function, response) =
+        match dispatch(app, router, peer, local_port, &request_id, request).await {
+            Ok((function, response)) => (function, response),
+            Err(response) => ("api gateway", response),
+        };
     tracing::info!(
         "{method} {path} -> {} ({function}, {} ms)",
         response.status().as_u16(),
@@ -226,7 +225,9 @@ fn event(
         match std::str::from_utf8(body) {
             Ok(text) => event["body"] = text.into(),
             Err(_) => {
-                event["body"] = base64::engine::general_purpose::STANDARD.encode(body).into();
+                event["body"] = base64::engine::general_purpose::STANDARD
+                    .encode(body)
+                    .into();
                 event["isBase64Encoded"] = true.into();
             }
         }
@@ -272,10 +273,9 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         let (parts, ()) = builder.body(()).unwrap().into_parts();
-        let router = Router::new(
-            &shared::localstack::routes(include_str!("../../template.yaml")).unwrap(),
-        )
-        .unwrap();
+        let router =
+            Router::new(&shared::localstack::routes(include_str!("../../template.yaml")).unwrap())
+                .unwrap();
         let matched = router.resolve(&parts.method, parts.uri.path()).unwrap();
         let event = event(
             &parts,
@@ -313,10 +313,7 @@ mod tests {
             request.body(),
             &lambda_http::Body::Text(r#"{"firstName":"Ada"}"#.into())
         );
-        assert_eq!(
-            request.query_string_parameters().first("y"),
-            Some("a b")
-        );
+        assert_eq!(request.query_string_parameters().first("y"), Some("a b"));
         assert_eq!(
             request.path_parameters().first("uuid"),
             Some("0b0a8f8e-5c5e-4c59-9f0e-3f1f1c2d3e4f")
@@ -340,7 +337,11 @@ mod tests {
         let request = lambda_request(
             "GET",
             "/users",
-            &[("cookie", "a=1; b=2"), ("accept", "text/plain"), ("accept", "application/json")],
+            &[
+                ("cookie", "a=1; b=2"),
+                ("accept", "text/plain"),
+                ("accept", "application/json"),
+            ],
             b"",
         );
 

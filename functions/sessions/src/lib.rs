@@ -41,7 +41,7 @@ async fn login(app: &App, req: &Request) -> Result<Response, ApiError> {
             sessions::login_body(&tokens, &user),
         )),
         LoginOutcome::TwoFactorRequired { user, session } => {
-            shared::two_factor::send_login_code(app, &user).await?;
+            shared::two_factor::send_login_code(app, &user, &session).await?;
             let (token, expires_in) = sessions::two_factor_token(app, &user, &session);
             Ok(http::data(
                 StatusCode::CREATED,
@@ -111,9 +111,9 @@ impl RefreshBody {
         if let Some(version) = &self.app_version {
             let parts: Vec<&str> = version.split('.').collect();
             let valid = parts.len() == 3
-                && parts
-                    .iter()
-                    .all(|p| !p.is_empty() && p.len() <= 9 && p.chars().all(|c| c.is_ascii_digit()));
+                && parts.iter().all(|p| {
+                    !p.is_empty() && p.len() <= 9 && p.chars().all(|c| c.is_ascii_digit())
+                });
             if !valid {
                 fail("appVersion", "Must look like 1.2.3.");
             }
@@ -121,15 +121,16 @@ impl RefreshBody {
         if self.build_number.is_some_and(|b| b < 1) {
             fail("buildNumber", "Must be at least 1.");
         }
-        if let Some(platform) = &self.platform {
-            if platform != "ios" && platform != "android" {
-                fail("platform", "Must be one of ios, android.");
-            }
+        if let Some(platform) = &self.platform
+            && platform != "ios"
+            && platform != "android"
+        {
+            fail("platform", "Must be one of ios, android.");
         }
-        if let Some(device_token) = &self.device_token {
-            if device_token.is_empty() || device_token.len() > 4096 {
-                fail("deviceToken", "Must be 1 to 4096 characters.");
-            }
+        if let Some(device_token) = &self.device_token
+            && (device_token.is_empty() || device_token.len() > 4096)
+        {
+            fail("deviceToken", "Must be 1 to 4096 characters.");
         }
         if !fields.is_empty() {
             return Err(ApiError::Validation(fields));
@@ -154,10 +155,10 @@ async fn refresh(app: &App, req: &Request, id: &str) -> Result<Response, ApiErro
         Some("android") => app.config.min_build_android,
         _ => None,
     };
-    if let (Some(minimum), Some(build)) = (minimum, device.build_number) {
-        if build < u64::from(minimum) {
-            return Err(ApiError::UpgradeRequired);
-        }
+    if let (Some(minimum), Some(build)) = (minimum, device.build_number)
+        && build < u64::from(minimum)
+    {
+        return Err(ApiError::UpgradeRequired);
     }
     let session_id = SessionId::parse(id).ok_or(ApiError::RefreshSessionNotFound)?;
     let tokens = sessions::refresh(app, session_id, &refresh_token, device).await?;

@@ -58,7 +58,10 @@ async fn users_are_unique_by_email_and_round_trip<S: UserStore>(store: &S) {
     ));
     assert_eq!(store.get_user(ada.id).await.unwrap().as_ref(), Some(&ada));
     assert_eq!(
-        store.find_user_by_email("unique@example.com").await.unwrap(),
+        store
+            .find_user_by_email("unique@example.com")
+            .await
+            .unwrap(),
         Some(ada.clone())
     );
     assert_eq!(store.get_user(UserId::new()).await.unwrap(), None);
@@ -74,9 +77,16 @@ async fn saves_are_versioned_and_move_email_claims<S: UserStore + SessionStore>(
     let mut renamed = next_version(&first);
     renamed.email = "renamed@example.com".into();
     store.save_user(&renamed, &first, None).await.unwrap();
-    assert_eq!(store.find_user_by_email("first@example.com").await.unwrap(), None);
     assert_eq!(
-        store.find_user_by_email("renamed@example.com").await.unwrap().map(|u| u.id),
+        store.find_user_by_email("first@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_user_by_email("renamed@example.com")
+            .await
+            .unwrap()
+            .map(|u| u.id),
         Some(first.id)
     );
     // A stale write loses.
@@ -91,14 +101,20 @@ async fn saves_are_versioned_and_move_email_claims<S: UserStore + SessionStore>(
         store.save_user(&thief, &renamed, None).await,
         Err(StoreError::EmailTaken)
     ));
-    assert_eq!(store.get_user(first.id).await.unwrap(), Some(renamed.clone()));
+    assert_eq!(
+        store.get_user(first.id).await.unwrap(),
+        Some(renamed.clone())
+    );
 
     // Keeping a session moves it to the new epoch in the same write.
     let session = Session::new(first.id, 0, Stage::Full, now);
     store.create_session(&session).await.unwrap();
     let mut revoked = next_version(&renamed);
     revoked.session_epoch += 1;
-    store.save_user(&revoked, &renamed, Some(session.id)).await.unwrap();
+    store
+        .save_user(&revoked, &renamed, Some(session.id))
+        .await
+        .unwrap();
     let kept = store.get_session(session.id).await.unwrap().unwrap();
     assert_eq!(kept.epoch, 1);
 }
@@ -110,8 +126,14 @@ async fn deleting_releases_the_email<S: UserStore>(store: &S) {
     let mut deleted = next_version(&gone);
     deleted.status = Status::Deleted;
     store.save_user(&deleted, &gone, None).await.unwrap();
-    assert_eq!(store.find_user_by_email("gone@example.com").await.unwrap(), None);
-    store.create_user(&user("gone@example.com", now)).await.unwrap();
+    assert_eq!(
+        store.find_user_by_email("gone@example.com").await.unwrap(),
+        None
+    );
+    store
+        .create_user(&user("gone@example.com", now))
+        .await
+        .unwrap();
 }
 
 async fn listing_follows_the_indexes<S: UserStore>(store: &S) {
@@ -125,7 +147,10 @@ async fn listing_follows_the_indexes<S: UserStore>(store: &S) {
 
     assert_eq!(store.count_users(UserPartition::Live).await.unwrap(), 6);
     assert_eq!(
-        store.count_users(UserPartition::Status(Status::Inactive)).await.unwrap(),
+        store
+            .count_users(UserPartition::Status(Status::Inactive))
+            .await
+            .unwrap(),
         1
     );
     let newest_first = store
@@ -142,7 +167,10 @@ async fn listing_follows_the_indexes<S: UserStore>(store: &S) {
         .await
         .unwrap();
     assert_eq!(rest.len(), 4);
-    let all = store.list_users(UserPartition::Live, None, None, true).await.unwrap();
+    let all = store
+        .list_users(UserPartition::Live, None, None, true)
+        .await
+        .unwrap();
     let keys: Vec<String> = all.iter().map(super::user_sort_key).collect();
     let mut sorted = keys.clone();
     sorted.sort();
@@ -156,9 +184,15 @@ async fn sessions_round_trip_and_are_versioned<S: SessionStore + UserStore>(stor
     let mut session = Session::new(owner.id, 0, Stage::Full, now);
     let _token = session.rotate(now);
     store.create_session(&session).await.unwrap();
-    assert_eq!(store.get_session(session.id).await.unwrap().as_ref(), Some(&session));
+    assert_eq!(
+        store.get_session(session.id).await.unwrap().as_ref(),
+        Some(&session)
+    );
 
-    let (found_user, found_session) = store.get_user_and_session(owner.id, session.id).await.unwrap();
+    let (found_user, found_session) = store
+        .get_user_and_session(owner.id, session.id)
+        .await
+        .unwrap();
     assert_eq!(found_user.map(|u| u.id), Some(owner.id));
     assert_eq!(found_session.as_ref(), Some(&session));
 
@@ -200,7 +234,10 @@ async fn lockouts_are_versioned<S: LockoutStore>(store: &S) {
         ..lockout.clone()
     };
     store.put_lockout(&next, Some(1)).await.unwrap();
-    assert_eq!(store.get_lockout("locked@example.com").await.unwrap(), Some(next));
+    assert_eq!(
+        store.get_lockout("locked@example.com").await.unwrap(),
+        Some(next)
+    );
     store.clear_lockout("locked@example.com").await.unwrap();
     assert_eq!(store.get_lockout("locked@example.com").await.unwrap(), None);
 }

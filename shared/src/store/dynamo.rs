@@ -17,6 +17,8 @@ use crate::ids::{SessionId, UserId};
 use crate::session::{GraceHash, Session, Stage};
 use crate::user::{Role, Status, User};
 
+mod codes;
+
 pub type Item = HashMap<String, AttributeValue>;
 
 #[derive(Clone)]
@@ -67,11 +69,17 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = error.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    let code = error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("");
     if code == "ConditionalCheckFailedException" {
         conflict
     } else {
-        StoreError::Backend(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error)))
+        StoreError::Backend(format!(
+            "{}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        ))
     }
 }
 
@@ -309,7 +317,12 @@ struct LockoutItem {
     ttl: i64,
 }
 
-fn put(table: &str, item: Item, condition: &str, values: Option<Item>) -> Result<TransactWriteItem, StoreError> {
+fn put(
+    table: &str,
+    item: Item,
+    condition: &str,
+    values: Option<Item>,
+) -> Result<TransactWriteItem, StoreError> {
     Ok(TransactWriteItem::builder()
         .put(
             Put::builder()
@@ -361,7 +374,12 @@ impl UserStore for DynamoStore {
         claim.insert("userId".into(), s(user.id.to_string()));
         self.client
             .transact_write_items()
-            .transact_items(put(&self.table, user_item, "attribute_not_exists(pk)", None)?)
+            .transact_items(put(
+                &self.table,
+                user_item,
+                "attribute_not_exists(pk)",
+                None,
+            )?)
             .transact_items(put(&self.table, claim, "attribute_not_exists(pk)", None)?)
             .send()
             .await
@@ -459,7 +477,7 @@ impl UserStore for DynamoStore {
                     .build(),
             );
         }
-        let result = if items.len() == 1 {
+        if items.len() == 1 {
             let Some(TransactWriteItem { put: Some(put), .. }) = items.pop() else {
                 unreachable!("the first item is the user put");
             };
@@ -489,8 +507,7 @@ impl UserStore for DynamoStore {
                         }
                     })
                 })
-        };
-        result
+        }
     }
 
     async fn count_users(&self, partition: UserPartition) -> Result<u64, StoreError> {
@@ -677,7 +694,11 @@ impl SessionStore for DynamoStore {
                 .and_then(|mut r| r.remove(&self.table))
                 .unwrap_or_default()
             {
-                match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                match item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                {
                     Some("PROFILE") => found_user = Some(user_from_item(item)?),
                     Some("SESSION") => found_session = Some(session_from_item(item)?),
                     _ => {}
@@ -860,7 +881,9 @@ impl super::TokenStore for DynamoStore {
         previous: &User,
     ) -> Result<(), StoreError> {
         if user.email_key() != previous.email_key() || user.status != previous.status {
-            return Err(backend("redeeming a token may not change the email or status"));
+            return Err(backend(
+                "redeeming a token may not change the email or status",
+            ));
         }
         let use_token = TransactWriteItem::builder()
             .delete(
@@ -928,7 +951,12 @@ impl super::TokenStore for DynamoStore {
         log: &super::MailLog,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        let last = log.sent_at.iter().max().copied().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let last = log
+            .sent_at
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let item = MailLogItem {
             pk: mail_log_pk(&log.email_key),
             sk: "CAP".into(),

@@ -12,6 +12,8 @@ use crate::ids::{SessionId, UserId};
 use crate::session::Session;
 use crate::user::{Status, User};
 
+mod codes;
+
 #[derive(Default)]
 pub struct MemoryStore {
     users: Mutex<HashMap<UserId, User>>,
@@ -20,6 +22,9 @@ pub struct MemoryStore {
     lockouts: Mutex<HashMap<String, Lockout>>,
     tokens: Mutex<HashMap<(super::TokenKind, String), super::EmailToken>>,
     mail_logs: Mutex<HashMap<String, super::MailLog>>,
+    codes: Mutex<HashMap<UserId, super::codes::OneTimeCode>>,
+    sms_logs: Mutex<HashMap<UserId, super::codes::SmsLog>>,
+    pub(super) reports: Mutex<super::reports::MemoryReports>,
 }
 
 impl MemoryStore {
@@ -64,10 +69,10 @@ impl UserStore for MemoryStore {
         if users.get(&user.id).map(|u| u.version) != Some(previous.version) {
             return Err(StoreError::VersionConflict);
         }
-        if let Some(id) = keep_session {
-            if !sessions.contains_key(&id) {
-                return Err(StoreError::VersionConflict);
-            }
+        if let Some(id) = keep_session
+            && !sessions.contains_key(&id)
+        {
+            return Err(StoreError::VersionConflict);
         }
         let email_moved = user.email_key() != previous.email_key();
         let live = user.status != Status::Deleted;
@@ -146,9 +151,7 @@ impl SessionStore for MemoryStore {
         let mut sessions = self.sessions.lock().unwrap();
         match sessions.get(&session.id) {
             None => Err(StoreError::NotFound),
-            Some(stored) if stored.version != expected_version => {
-                Err(StoreError::VersionConflict)
-            }
+            Some(stored) if stored.version != expected_version => Err(StoreError::VersionConflict),
             Some(_) => {
                 sessions.insert(session.id, session.clone());
                 Ok(())
@@ -238,7 +241,7 @@ impl super::TokenStore for MemoryStore {
         let mut tokens = self.tokens.lock().unwrap();
         let mut users = self.users.lock().unwrap();
         let key = (kind, hash.to_owned());
-        if !tokens.get(&key).is_some_and(|t| t.expires_at > now) {
+        if tokens.get(&key).is_none_or(|t| t.expires_at <= now) {
             return Err(StoreError::NotFound);
         }
         if users.get(&user.id).map(|u| u.version) != Some(previous.version) {

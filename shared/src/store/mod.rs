@@ -8,11 +8,21 @@ use crate::ids::{SessionId, UserId};
 use crate::session::Session;
 use crate::user::{Status, User};
 
+pub mod codes;
 pub mod dynamo;
 pub mod memory;
+pub mod reports;
+
+pub use reports::{ReportStart, ReportStore};
 
 #[cfg(any(test, feature = "testkit"))]
+pub mod code_contract;
+#[cfg(any(test, feature = "testkit"))]
 pub mod contract;
+#[cfg(any(test, feature = "testkit"))]
+pub mod report_contract;
+#[cfg(any(test, feature = "testkit"))]
+pub mod token_contract;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,8 +101,11 @@ pub trait SessionStore: Send + Sync {
 
     /// Replaces the session if its stored version is still `expected_version`
     /// (`VersionConflict` otherwise, `NotFound` if it is gone).
-    async fn save_session(&self, session: &Session, expected_version: u64)
-    -> Result<(), StoreError>;
+    async fn save_session(
+        &self,
+        session: &Session,
+        expected_version: u64,
+    ) -> Result<(), StoreError>;
 
     /// Deletes the session; `false` if there was none.
     async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError>;
@@ -155,6 +168,14 @@ pub struct EmailToken {
     pub expires_at: OffsetDateTime,
 }
 
+impl EmailToken {
+    /// The stored form of a token from a link: its SHA-256. `None` for input that cannot be
+    /// one of ours (empty, or far longer than the 43 characters we mail), sparing a read.
+    pub fn hash_of(token: &str) -> Option<String> {
+        (!token.is_empty() && token.len() <= 128).then(|| crate::crypto::sha256_hex(token))
+    }
+}
+
 /// When recovery mails went to one address (the cap counts those of the last hour).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MailLog {
@@ -168,8 +189,11 @@ pub trait TokenStore: Send + Sync {
     async fn put_token(&self, token: &EmailToken) -> Result<(), StoreError>;
 
     /// The token, expired or not: TTL deletion is lazy, so callers check `expires_at`.
-    async fn get_token(&self, kind: TokenKind, hash: &str)
-    -> Result<Option<EmailToken>, StoreError>;
+    async fn get_token(
+        &self,
+        kind: TokenKind,
+        hash: &str,
+    ) -> Result<Option<EmailToken>, StoreError>;
 
     /// Uses the token up and saves `user` over `previous`, in one transaction: the token is
     /// deleted only if it exists and has not expired at `now` (`NotFound` otherwise), and the

@@ -1,0 +1,721 @@
+//! Two-factor auth by SMS against DynamoDB Local, with texts read back from moto.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use shared::App;
+use shared::ids::UserId;
+use shared::store::dynamo::{Item, key};
+use shared::testkit::{self, TestResponse, request};
+use shared::token::Scope;
+use time::Duration;
+use tokio::task::JoinSet;
+
+const PASSWORD: &str = "correct horse";
+const CODE_NOT_VALID: &str =
+    "Code is not valid. Please use the resend code button to request a new one.";
+const PROVIDER_ERROR: &str = "Error returned from two factor authentication provider";
+
+async fn two_factor(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(two_factor::handle(app, req).await)
+}
+
+async fn sessions(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(sessions::handle(app, req).await)
+}
+
+async fn users(app: &App, req: lambda_http::Request) -> TestResponse {
+    TestResponse::from(users::handle(app, req).await)
+}
+
+/// A registered user with a full token.
+struct Account {
+    email: String,
+    uuid: String,
+    token: String,
+}
+
+async fn register(app: &App) -> Account {
+    let email = format!("2fa-{}@example.com", UserId::new());
+    let response = users(
+        app,
+        request("POST", "/users")
+            .json(json!({"email": email, "password": PASSWORD}))
+            .build(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    let data = &response.body["data"];
+    Account {
+        email,
+        uuid: data["user"]["uuid"].as_str().unwrap().to_owned(),
+        token: data["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A fresh US number, so texts from other tests sharing moto never mix in:
+/// (the `mobileNumber` as a person types it, the E.164 form).
+fn unique_number() -> (String, String) {
+    let digits = format!("{:010}", UserId::new().as_uuid().as_u128() % 10_000_000_000);
+    let typed = format!("{}-{}-{}", &digits[..3], &digits[3..6], &digits[6..]);
+    (typed, format!("+1{digits}"))
+}
+
+/// The codes texted to `phone`, oldest first; every text is exactly the code sentence.
+async fn codes_texted_to(phone: &str) -> Vec<String> {
+    testkit::sms_to(phone)
+        .await
+        .into_iter()
+        .map(|message| {
+            let code = message
+                .strip_prefix("Your verification code is ")
+                .unwrap_or_else(|| panic!("unexpected text {message:?}"));
+            assert!(
+                code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+                "{message:?}"
+            );
+            code.to_owned()
+        })
+        .collect()
+}
+
+async fn last_code(phone: &str) -> String {
+    codes_texted_to(phone)
+        .await
+        .pop()
+        .expect("a code was texted")
+}
+
+fn wrong(code: &str) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+async fn enrol(app: &App, account: &Account, typed_number: &str) -> TestResponse {
+    two_factor(
+        app,
+        request(
+            "POST",
+            &format!("/users/{}/pending-two-factor-auth", account.uuid),
+        )
+        .bearer(&account.token)
+        .json(json!({"mobileNumber": typed_number, "mobileCountryCode": 1}))
+        .build(),
+    )
+    .await
+}
+
+async fn verify(app: &App, token: &str, code: &str) -> TestResponse {
+    sessions(
+        app,
+        request("POST", "/users/sessions/verify")
+            .bearer(token)
+            .json(json!({"code": code}))
+            .build(),
+    )
+    .await
+}
+
+async fn resend(app: &App, token: &str, query: &str) -> TestResponse {
+    two_factor(
+        app,
+        request("GET", &format!("/users/two-factor-auth/code{query}"))
+            .bearer(token)
+            .build(),
+    )
+    .await
+}
+
+async fn remove_own(app: &App, token: &str, body: Value) -> TestResponse {
+    two_factor(
+        app,
+        request("DELETE", "/users/two-factor-auth")
+            .bearer(token)
+            .json(body)
+            .build(),
+    )
+    .await
+}
+
+async fn admin_remove(app: &App, token: &str, uuid: &str) -> TestResponse {
+    two_factor(
+        app,
+        request("DELETE", &format!("/users/{uuid}/two-factor-auth"))
+            .bearer(token)
+            .build(),
+    )
+    .await
+}
+
+async fn login(app: &App, email: &str) -> TestResponse {
+    sessions(
+        app,
+        request("POST", "/users/sessions")
+            .json(json!({"email": email, "password": PASSWORD}))
+            .build(),
+    )
+    .await
+}
+
+async fn get_user(app: &App, token: &str, uuid: &str) -> TestResponse {
+    users(
+        app,
+        request("GET", &format!("/users/{uuid}"))
+            .bearer(token)
+            .build(),
+    )
+    .await
+}
+
+async fn two_factor_view(app: &App, account: &Account) -> Value {
+    let response = get_user(app, &account.token, &account.uuid).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    response.body["data"]["twoFactorAuth"].clone()
+}
+
+/// Enrols a fresh number and activates it; returns its E.164 form.
+async fn enable(app: &App, account: &Account) -> String {
+    let (typed, e164) = unique_number();
+    assert_eq!(enrol(app, account, &typed).await.status, 201);
+    let response = verify(app, &account.token, &last_code(&e164).await).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    e164
+}
+
+/// Logs in a user with 2FA enabled: the `2fa`-scope token.
+async fn two_factor_login(app: &App, account: &Account) -> String {
+    let response = login(app, &account.email).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    assert_eq!(response.body["data"]["twoFactorRequired"], true);
+    response.body["data"]["token"].as_str().unwrap().to_owned()
+}
+
+/// One of the user's items (`CODE`, `SMSLIMIT`), read straight from the table.
+async fn stored_item(app: &App, uuid: &str, sk: &str) -> Option<Item> {
+    let store = testkit::dynamo_store(app).await;
+    let output = store
+        .client
+        .get_item()
+        .table_name(&store.table)
+        .set_key(Some(key(format!("USER#{uuid}"), sk)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    output.item
+}
+
+async fn stored_attempts(app: &App, uuid: &str) -> u32 {
+    let code = stored_item(app, uuid, "CODE").await.expect("a stored code");
+    code["attempts"].as_n().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn enrolment_texts_a_code_and_verifying_it_activates_2fa() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let (typed, e164) = unique_number();
+
+    let response = enrol(&app, &account, &typed).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    let view = &response.body["data"]["twoFactorAuth"];
+    assert_eq!(view["enabled"], false);
+    assert_eq!(view["pending"], true);
+    assert_eq!(view["mobileNumberLast4"], &e164[e164.len() - 4..]);
+    let codes = codes_texted_to(&e164).await;
+    assert_eq!(codes.len(), 1);
+
+    let response = verify(&app, &account.token, &codes[0]).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    let view = &response.body["data"]["user"]["twoFactorAuth"];
+    assert_eq!(
+        (view["enabled"].clone(), view["pending"].clone()),
+        (json!(true), json!(false))
+    );
+    // Enabling 2FA ends no session: the same token still reads the user.
+    let stored = two_factor_view(&app, &account).await;
+    assert_eq!(stored["enabled"], true);
+    assert_eq!(stored["mobileNumberLast4"], &e164[e164.len() - 4..]);
+    // The code was single-use.
+    verify(&app, &account.token, &codes[0])
+        .await
+        .assert_error(400, CODE_NOT_VALID);
+}
+
+#[tokio::test]
+async fn the_code_is_stored_only_as_an_hmac() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let (typed, e164) = unique_number();
+    enrol(&app, &account, &typed).await;
+    let code = last_code(&e164).await;
+    let stored = stored_item(&app, &account.uuid, "CODE").await.unwrap();
+    let text = format!("{stored:?}");
+    assert!(!text.contains(&code), "the code appears in {text}");
+    assert_eq!(stored["hmac"].as_s().unwrap().len(), 64);
+}
+
+#[tokio::test]
+async fn login_with_2fa_needs_the_texted_code() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+
+    let response = login(&app, &account.email).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    let data = &response.body["data"];
+    assert_eq!(data["twoFactorRequired"], true);
+    assert!(data.get("refreshToken").is_none(), "{data}");
+    assert!(data["sessionUUID"].is_string());
+    let token = data["token"].as_str().unwrap();
+    let claims = app.jwt.verify(token, app.clock.now()).unwrap();
+    assert_eq!(claims.scope, Scope::TwoFactor);
+    assert_eq!(codes_texted_to(&phone).await.len(), 2);
+    let code = last_code(&phone).await;
+
+    verify(&app, token, &wrong(&code))
+        .await
+        .assert_error(400, CODE_NOT_VALID);
+    let response = verify(&app, token, &code).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    let data = &response.body["data"];
+    assert_eq!(data["twoFactorRequired"], false);
+    assert_eq!(data["expiresIn"], 900);
+    assert_eq!(data["user"]["uuid"], account.uuid.as_str());
+    assert!(data["refreshToken"].as_str().unwrap().len() >= 43);
+    let full = data["token"].as_str().unwrap();
+    assert_eq!(
+        app.jwt.verify(full, app.clock.now()).unwrap().scope,
+        Scope::Full
+    );
+    assert_eq!(get_user(&app, full, &account.uuid).await.status, 200);
+    // The 2fa token is spent once its login is complete.
+    verify(&app, token, &code)
+        .await
+        .assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn a_2fa_token_opens_only_verify_resend_and_removing_ones_own_2fa() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    enable(&app, &account).await;
+    let token = two_factor_login(&app, &account).await;
+
+    get_user(&app, &token, &account.uuid)
+        .await
+        .assert_error(401, "Invalid token");
+    let halfway = Account {
+        email: account.email.clone(),
+        uuid: account.uuid.clone(),
+        token: token.clone(),
+    };
+    let (typed, _) = unique_number();
+    enrol(&app, &halfway, &typed)
+        .await
+        .assert_error(401, "Invalid token");
+    admin_remove(&app, &token, &account.uuid)
+        .await
+        .assert_error(401, "Invalid token");
+
+    app.clock.advance(Duration::seconds(31));
+    let response = resend(&app, &token, "").await;
+    assert_eq!(response.status, 204, "{}", response.text);
+}
+
+#[tokio::test]
+async fn five_wrong_codes_burn_the_code_until_a_new_one_is_sent() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+    let token = two_factor_login(&app, &account).await;
+    let code = last_code(&phone).await;
+
+    for _ in 0..5 {
+        verify(&app, &token, &wrong(&code))
+            .await
+            .assert_error(400, CODE_NOT_VALID);
+    }
+    verify(&app, &token, &code)
+        .await
+        .assert_error(400, CODE_NOT_VALID);
+
+    app.clock.advance(Duration::seconds(31));
+    assert_eq!(resend(&app, &token, "").await.status, 204);
+    let fresh = last_code(&phone).await;
+    let response = verify(&app, &token, &fresh).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_wrong_guesses_get_at_most_five_checks() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+    let token = two_factor_login(&app, &account).await;
+    let code = last_code(&phone).await;
+    let right: u32 = code.parse().unwrap();
+
+    let mut guesses = JoinSet::new();
+    for offset in 1..=50 {
+        let (app, token) = (app.clone(), token.clone());
+        let guess = format!("{:06}", (right + offset) % 1_000_000);
+        guesses.spawn(async move { verify(&app, &token, &guess).await });
+    }
+    for response in guesses.join_all().await {
+        response.assert_error(400, CODE_NOT_VALID);
+    }
+    assert_eq!(stored_attempts(&app, &account.uuid).await, 5);
+    verify(&app, &token, &code)
+        .await
+        .assert_error(400, CODE_NOT_VALID);
+    assert_eq!(stored_attempts(&app, &account.uuid).await, 5);
+}
+
+#[tokio::test]
+async fn codes_expire_after_ten_minutes() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let (typed, e164) = unique_number();
+    enrol(&app, &account, &typed).await;
+    app.clock.advance(Duration::minutes(10));
+    // The access token (15 min) outlives the code.
+    verify(&app, &account.token, &last_code(&e164).await)
+        .await
+        .assert_error(400, CODE_NOT_VALID);
+}
+
+#[tokio::test]
+async fn resends_are_limited_to_one_per_30_seconds_and_five_per_hour() {
+    let app = testkit::app().await;
+    let mut account = register(&app).await;
+    let (typed, e164) = unique_number();
+    enrol(&app, &account, &typed).await;
+
+    // The enrolment text is the first of the window.
+    let response = resend(&app, &account.token, "").await;
+    response.assert_error(429, "Too many requests. Try again later.");
+    let retry_after: i64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+
+    for query in [
+        format!("?phoneNumber={e164}"),
+        format!("?phoneNumber=%2B{}", &e164[1..]),
+        String::new(),
+        String::new(),
+    ] {
+        app.clock.advance(Duration::seconds(31));
+        let response = resend(&app, &account.token, &query).await;
+        assert_eq!(response.status, 204, "{query}: {}", response.text);
+    }
+    assert_eq!(codes_texted_to(&e164).await.len(), 5);
+
+    app.clock.advance(Duration::seconds(31));
+    let response = resend(&app, &account.token, "").await;
+    response.assert_error(429, "Too many requests. Try again later.");
+    let retry_after: i64 = response.header("retry-after").unwrap().parse().unwrap();
+    // Until the enrolment text, sent 5 × 31 s (and a moment) ago, leaves the hour.
+    assert!(
+        (3600 - 5 * 31 - 5..=3600 - 5 * 31).contains(&retry_after),
+        "{retry_after}"
+    );
+
+    // Enrolment always texts, past the limits.
+    let response = enrol(&app, &account, &typed).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    assert_eq!(codes_texted_to(&e164).await.len(), 6);
+
+    // Access tokens last 15 minutes: log in again after the hour.
+    app.clock.advance(Duration::minutes(61));
+    let response = login(&app, &account.email).await;
+    account.token = response.body["data"]["token"].as_str().unwrap().to_owned();
+    let response = resend(&app, &account.token, "").await;
+    assert_eq!(response.status, 204, "{}", response.text);
+}
+
+#[tokio::test]
+async fn resend_goes_only_to_the_accounts_numbers() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let response = resend(&app, &account.token, "").await;
+    response.assert_error(400, "Validation failed.");
+    assert!(response.body["error"]["fields"]["phoneNumber"].is_array());
+
+    let verified = enable(&app, &account).await;
+    let (typed, pending) = unique_number();
+    enrol(&app, &account, &typed).await;
+    let (_, stranger) = unique_number();
+    app.clock.advance(Duration::seconds(31));
+    let response = resend(&app, &account.token, &format!("?phoneNumber={stranger}")).await;
+    response.assert_error(400, "Validation failed.");
+    assert!(response.body["error"]["fields"]["phoneNumber"].is_array());
+    let response = resend(&app, &account.token, "?phoneNumber=not-a-number").await;
+    response.assert_error(400, "Validation failed.");
+    assert!(codes_texted_to(&stranger).await.is_empty());
+
+    // Verified and pending both exist: the verified number wins when none is given.
+    assert_eq!(resend(&app, &account.token, "").await.status, 204);
+    assert_eq!(codes_texted_to(&verified).await.len(), 2);
+    app.clock.advance(Duration::seconds(31));
+    let query = format!("?phoneNumber={pending}");
+    assert_eq!(resend(&app, &account.token, &query).await.status, 204);
+    assert_eq!(codes_texted_to(&pending).await.len(), 2);
+}
+
+#[tokio::test]
+async fn pending_2fa_is_removed_without_a_code() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let (typed, _) = unique_number();
+    enrol(&app, &account, &typed).await;
+
+    let response = remove_own(&app, &account.token, json!({})).await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    let view = two_factor_view(&app, &account).await;
+    assert_eq!(
+        view,
+        json!({"enabled": false, "mobileNumberLast4": null, "pending": false})
+    );
+}
+
+#[tokio::test]
+async fn verified_2fa_is_removed_only_with_a_valid_code() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+
+    remove_own(&app, &account.token, json!({}))
+        .await
+        .assert_error(400, CODE_NOT_VALID);
+    remove_own(&app, &account.token, json!({"code": "123456"}))
+        .await
+        .assert_error(400, CODE_NOT_VALID);
+    assert_eq!(two_factor_view(&app, &account).await["enabled"], true);
+
+    app.clock.advance(Duration::seconds(31));
+    assert_eq!(resend(&app, &account.token, "").await.status, 204);
+    let code = last_code(&phone).await;
+    let body = json!({"code": code, "sessionUUID": "ignored"});
+    let response = remove_own(&app, &account.token, body).await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    assert_eq!(two_factor_view(&app, &account).await["enabled"], false);
+    // Removing 2FA ends no session, and login no longer asks for a code.
+    assert_eq!(
+        login(&app, &account.email).await.body["data"]["twoFactorRequired"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_2fa_token_removes_2fa_with_the_login_code() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+    let token = two_factor_login(&app, &account).await;
+    let code = last_code(&phone).await;
+    let response = remove_own(&app, &token, json!({"code": code})).await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    assert_eq!(two_factor_view(&app, &account).await["enabled"], false);
+}
+
+#[tokio::test]
+async fn a_csr_admin_removes_another_users_2fa() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let admin = register(&app).await;
+    shared::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
+        .await
+        .unwrap();
+    let admin_token = login(&app, &admin.email).await.body["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    enable(&app, &account).await;
+
+    let response = admin_remove(&app, &admin_token, &account.uuid).await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    assert_eq!(two_factor_view(&app, &account).await["enabled"], false);
+    assert_eq!(
+        login(&app, &account.email).await.body["data"]["twoFactorRequired"],
+        false
+    );
+    // Nothing left to remove is still a success.
+    assert_eq!(
+        admin_remove(&app, &admin_token, &account.uuid).await.status,
+        204
+    );
+}
+
+#[tokio::test]
+async fn only_a_csr_admin_may_remove_2fa_by_uuid() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let other = register(&app).await;
+    enable(&app, &account).await;
+    let forbidden = "You do not have permission to disable two factor auth for another user.";
+    admin_remove(&app, &other.token, &account.uuid)
+        .await
+        .assert_error(403, forbidden);
+    admin_remove(&app, &account.token, &account.uuid)
+        .await
+        .assert_error(403, forbidden);
+    admin_remove(&app, &other.token, "not-a-uuid")
+        .await
+        .assert_error(403, forbidden);
+    assert_eq!(two_factor_view(&app, &account).await["enabled"], true);
+    admin_remove(&app, "not-a-token", &account.uuid)
+        .await
+        .assert_error(401, "Invalid token");
+}
+
+#[tokio::test]
+async fn admin_removal_of_an_unknown_or_deleted_user_is_404() {
+    let app = testkit::app().await;
+    let admin = register(&app).await;
+    shared::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
+        .await
+        .unwrap();
+    let token = login(&app, &admin.email).await.body["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin_remove(&app, &token, &UserId::new().to_string())
+        .await
+        .assert_error(404, "User UUID not found.");
+    let gone = register(&app).await;
+    let id = UserId::parse(&gone.uuid).unwrap();
+    shared::users::soft_delete(&app, id).await.unwrap();
+    admin_remove(&app, &token, &gone.uuid)
+        .await
+        .assert_error(404, "User UUID not found.");
+    admin_remove(&app, &token, "{not-a-uuid}")
+        .await
+        .assert_error(400, "Invalid user UUID.");
+}
+
+#[tokio::test]
+async fn enrolment_is_for_oneself_with_a_valid_number() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let other = register(&app).await;
+    let (typed, _) = unique_number();
+    let someone_else = Account {
+        email: account.email.clone(),
+        uuid: other.uuid.clone(),
+        token: account.token.clone(),
+    };
+    enrol(&app, &someone_else, &typed)
+        .await
+        .assert_error(403, "No Access.");
+
+    let response = two_factor(
+        &app,
+        request(
+            "POST",
+            &format!("/users/{}/pending-two-factor-auth", account.uuid),
+        )
+        .bearer(&account.token)
+        .json(json!({"mobileNumber": "415-555-01234", "mobileCountryCode": 0}))
+        .build(),
+    )
+    .await;
+    response.assert_error(400, "Validation failed.");
+    let fields = &response.body["error"]["fields"];
+    assert!(fields["mobileNumber"].is_array() && fields["mobileCountryCode"].is_array());
+
+    let response = two_factor(
+        &app,
+        request(
+            "POST",
+            &format!("/users/{}/pending-two-factor-auth", account.uuid),
+        )
+        .bearer(&account.token)
+        .json(json!({"mobileNumber": typed, "mobileCountryCode": "1"}))
+        .build(),
+    )
+    .await;
+    response.assert_error(400, "Validation failed.");
+    assert!(response.body["error"]["fields"]["mobileCountryCode"].is_array());
+
+    let response = two_factor(
+        &app,
+        request("POST", "/users/not-a-uuid/pending-two-factor-auth")
+            .bearer(&account.token)
+            .json(json!({"mobileNumber": typed, "mobileCountryCode": 1}))
+            .build(),
+    )
+    .await;
+    response.assert_error(400, "Invalid user UUID.");
+    assert_eq!(two_factor_view(&app, &account).await["pending"], false);
+}
+
+/// A provider that cannot be reached: the real SNS adapter aimed at a closed port.
+async fn unreachable_provider() -> Arc<shared::sms::SnsCodeSender> {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // An explicit endpoint on the service config beats AWS_ENDPOINT_URL.
+    let config = aws_sdk_sns::config::Builder::from(&aws).endpoint_url("http://127.0.0.1:9");
+    Arc::new(shared::sms::SnsCodeSender::new(config))
+}
+
+#[tokio::test]
+async fn a_provider_failure_is_the_seed_400_and_writes_nothing() {
+    let mut app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+    let before = get_user(&app, &account.token, &account.uuid).await.body;
+    app.sms = unreachable_provider().await;
+
+    let (typed, _) = unique_number();
+    enrol(&app, &account, &typed)
+        .await
+        .assert_error(400, PROVIDER_ERROR);
+    login(&app, &account.email)
+        .await
+        .assert_error(400, PROVIDER_ERROR);
+    app.clock.advance(Duration::seconds(31));
+    resend(&app, &account.token, "")
+        .await
+        .assert_error(400, PROVIDER_ERROR);
+
+    assert_eq!(
+        get_user(&app, &account.token, &account.uuid).await.body,
+        before
+    );
+    // Failed texts do not count toward the limits: only the enrolment text does.
+    let log = stored_item(&app, &account.uuid, "SMSLIMIT").await.unwrap();
+    assert_eq!(log["sentAt"].as_l().unwrap().len(), 1);
+    assert_eq!(codes_texted_to(&phone).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_two_factor_events_reach_their_routes() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let response = two_factor(
+        &app,
+        testkit::event("two-factor-pending", &account.token, &account.uuid),
+    )
+    .await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    app.clock.advance(Duration::seconds(31));
+    let response = two_factor(
+        &app,
+        testkit::event("two-factor-resend", &account.token, &account.uuid),
+    )
+    .await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    let response = two_factor(
+        &app,
+        testkit::event("two-factor-remove-own", &account.token, &account.uuid),
+    )
+    .await;
+    assert_eq!(response.status, 204, "{}", response.text);
+    let response = two_factor(
+        &app,
+        testkit::event("two-factor-admin-remove", &account.token, &account.uuid),
+    )
+    .await;
+    response.assert_error(
+        403,
+        "You do not have permission to disable two factor auth for another user.",
+    );
+}

@@ -1,0 +1,268 @@
+//! `CodeStore` on DynamoDB: `USER#<uuid>`/`CODE` holds the user's one code and
+//! `USER#<uuid>`/`SMSLIMIT` the user's recent send times (see `docs/data-model.md`).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{
+    DynamoStore, UserItem, backend, classify, from_item, key, n, parse_ts, put, s, to_item,
+    transaction_error, ts, user_pk,
+};
+use crate::ids::UserId;
+use crate::store::StoreError;
+use crate::store::codes::{CodeChange, CodeStore, OneTimeCode, SmsLog};
+use crate::user::User;
+
+const CODE_SK: &str = "CODE";
+const SMS_LOG_SK: &str = "SMSLIMIT";
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeItem {
+    pk: String,
+    sk: String,
+    user_id: UserId,
+    code_id: String,
+    hmac: String,
+    phone: String,
+    expires_at: String,
+    attempts: u32,
+    ttl: i64,
+}
+
+impl CodeItem {
+    fn from_code(code: &OneTimeCode) -> Self {
+        Self {
+            pk: user_pk(code.user_id),
+            sk: CODE_SK.into(),
+            user_id: code.user_id,
+            code_id: code.id.clone(),
+            hmac: code.hmac.clone(),
+            phone: code.phone.clone(),
+            expires_at: ts(code.expires_at),
+            attempts: code.attempts,
+            ttl: code.expires_at.unix_timestamp(),
+        }
+    }
+
+    fn into_code(self) -> Result<OneTimeCode, StoreError> {
+        Ok(OneTimeCode {
+            user_id: self.user_id,
+            id: self.code_id,
+            hmac: self.hmac,
+            phone: self.phone,
+            expires_at: parse_ts(&self.expires_at)?,
+            attempts: self.attempts,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SmsLogItem {
+    pk: String,
+    sk: String,
+    user_id: UserId,
+    sent_at: Vec<String>,
+    version: u64,
+    ttl: i64,
+}
+
+impl DynamoStore {
+    fn code_write(
+        &self,
+        user: UserId,
+        change: CodeChange<'_>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let write = TransactWriteItem::builder();
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), CODE_SK)));
+        Ok(match change {
+            CodeChange::Put(code) => write
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(to_item(&CodeItem::from_code(code))?))
+                        .build()
+                        .map_err(backend)?,
+                )
+                .build(),
+            CodeChange::Consume(code_id) => write
+                .delete(
+                    delete
+                        .condition_expression("codeId = :id")
+                        .expression_attribute_values(":id", s(code_id))
+                        .build()
+                        .map_err(backend)?,
+                )
+                .build(),
+            CodeChange::Delete => write.delete(delete.build().map_err(backend)?).build(),
+        })
+    }
+}
+
+#[async_trait]
+impl CodeStore for DynamoStore {
+    async fn put_code(&self, code: &OneTimeCode) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&CodeItem::from_code(code))?))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn take_attempt(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> Result<Option<OneTimeCode>, StoreError> {
+        // One conditional increment per check: DynamoDB applies updates of one item one at
+        // a time, so at most `max_attempts` of any number of racing checks get through.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), CODE_SK)))
+            .update_expression("ADD attempts :one")
+            // Fixed-width UTC timestamps compare as text.
+            .condition_expression("attribute_exists(pk) AND attempts < :max AND expiresAt > :now")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max_attempts))
+            .expression_attribute_values(":now", s(ts(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .attributes
+                .map(|item| from_item::<CodeItem>(item)?.into_code())
+                .transpose(),
+            Err(error) => match classify(error, StoreError::NotFound) {
+                StoreError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn consume_code(&self, user: UserId, code_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), CODE_SK)))
+            .condition_expression("codeId = :id")
+            .expression_attribute_values(":id", s(code_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) => match classify(error, StoreError::NotFound) {
+                StoreError::NotFound => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn save_user_with_code(
+        &self,
+        user: &User,
+        previous: &User,
+        change: CodeChange<'_>,
+    ) -> Result<(), StoreError> {
+        if user.email_key() != previous.email_key() || user.status != previous.status {
+            return Err(backend(
+                "a save with a code change may not change the email or status",
+            ));
+        }
+        let save_user = put(
+            &self.table,
+            to_item(&UserItem::from_user(user))?,
+            "version = :v",
+            Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
+        )?;
+        self.client
+            .transact_write_items()
+            .transact_items(save_user)
+            .transact_items(self.code_write(user.id, change)?)
+            .send()
+            .await
+            .map_err(|error| {
+                transaction_error(error, |index| {
+                    if index == 1 {
+                        StoreError::NotFound
+                    } else {
+                        // The user changed, or another transaction raced this one: retry.
+                        StoreError::VersionConflict
+                    }
+                })
+            })?;
+        Ok(())
+    }
+
+    async fn get_sms_log(&self, user: UserId) -> Result<Option<SmsLog>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), SMS_LOG_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let item: SmsLogItem = from_item(item)?;
+        Ok(Some(SmsLog {
+            user_id: item.user_id,
+            sent_at: item
+                .sent_at
+                .iter()
+                .map(|at| parse_ts(at))
+                .collect::<Result<_, _>>()?,
+            version: item.version,
+        }))
+    }
+
+    async fn put_sms_log(
+        &self,
+        log: &SmsLog,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let last = log.sent_at.iter().max().copied();
+        let item = SmsLogItem {
+            pk: user_pk(log.user_id),
+            sk: SMS_LOG_SK.into(),
+            user_id: log.user_id,
+            sent_at: log.sent_at.iter().copied().map(ts).collect(),
+            version: log.version,
+            // The limits look back one hour; after that the log says nothing.
+            ttl: last.map_or(0, |at| (at + time::Duration::hours(1)).unix_timestamp()),
+        };
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?));
+        let request = match expected_version {
+            Some(version) => request
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(version)),
+            None => request.condition_expression("attribute_not_exists(pk)"),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::VersionConflict))?;
+        Ok(())
+    }
+}
