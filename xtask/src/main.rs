@@ -5,6 +5,8 @@
 mod admin;
 mod check;
 mod dev;
+#[cfg(test)]
+mod events_test;
 mod localenv;
 mod process;
 mod router;
