@@ -368,6 +368,27 @@ async fn uncount_send(app: &App, user: UserId, at: OffsetDateTime) -> Result<(),
     Err(ApiError::internal("SMS log update kept conflicting"))
 }
 
+/// The body of `POST /users/sessions/verify` and `DELETE /users/two-factor-auth`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CodeBody {
+    code: Option<String>,
+    /// Deprecated in the seed; accepted and ignored.
+    #[serde(rename = "sessionUUID")]
+    #[allow(dead_code)]
+    session_uuid: Option<serde_json::Value>,
+}
+
+impl CodeBody {
+    /// The code, trimmed; `None` when missing or blank.
+    pub fn code(&self) -> Option<&str> {
+        self.code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

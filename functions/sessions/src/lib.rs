@@ -56,24 +56,11 @@ async fn login(app: &App, req: &Request) -> Result<Response, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct VerifyBody {
-    code: Option<String>,
-    /// Deprecated in the seed; accepted and ignored.
-    #[serde(rename = "sessionUUID")]
-    #[allow(dead_code)]
-    session_uuid: Option<serde_json::Value>,
-}
-
 async fn verify(app: &App, req: &Request) -> Result<Response, ApiError> {
     let principal = app.authenticate(req, Access::FullOrTwoFactor).await?;
-    let body: VerifyBody = http::json_body(req)?;
-    let code = body
-        .code
-        .filter(|c| !c.trim().is_empty())
-        .ok_or(ApiError::CodeRequired)?;
-    let body = shared::two_factor::verify(app, &principal, code.trim()).await?;
+    let body: shared::two_factor::CodeBody = http::json_body(req)?;
+    let code = body.code().ok_or(ApiError::CodeRequired)?;
+    let body = shared::two_factor::verify(app, &principal, code).await?;
     Ok(http::data(StatusCode::CREATED, body))
 }
 

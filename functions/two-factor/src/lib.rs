@@ -96,26 +96,11 @@ async fn resend(app: &App, req: &Request) -> Result<Response, ApiError> {
     Ok(http::no_content())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RemoveOwnBody {
-    code: Option<String>,
-    /// Deprecated in the seed; accepted and ignored.
-    #[serde(rename = "sessionUUID")]
-    #[allow(dead_code)]
-    session_uuid: Option<serde_json::Value>,
-}
-
 /// `DELETE /users/two-factor-auth`, with a full or a `2fa` token.
 async fn remove_own(app: &App, req: &Request) -> Result<Response, ApiError> {
     let principal = app.authenticate(req, Access::FullOrTwoFactor).await?;
-    let body: RemoveOwnBody = http::json_body(req)?;
-    let code = body
-        .code
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
-    two_factor::remove_own(app, &principal.user, code).await?;
+    let body: two_factor::CodeBody = http::json_body(req)?;
+    two_factor::remove_own(app, &principal.user, body.code()).await?;
     Ok(http::no_content())
 }
 

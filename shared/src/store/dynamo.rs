@@ -35,6 +35,31 @@ impl DynamoStore {
         }
     }
 
+    /// Puts an item whose stored `version` is still `expected_version` (`None`: that does not
+    /// exist yet); `VersionConflict` otherwise.
+    pub async fn put_versioned(
+        &self,
+        item: Item,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let request = match expected_version {
+            Some(version) => request
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(version)),
+            None => request.condition_expression("attribute_not_exists(pk)"),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::VersionConflict))?;
+        Ok(())
+    }
+
     /// One cheap request, made at cold start so the first invoke finds the TLS connection open.
     pub async fn warm_up(&self) {
         let _ = self
@@ -757,22 +782,7 @@ impl LockoutStore for DynamoStore {
             version: lockout.version,
             ttl: (lockout.last_failure_at + time::Duration::days(1)).unix_timestamp(),
         };
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&item)?));
-        let request = match expected_version {
-            Some(version) => request
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(version)),
-            None => request.condition_expression("attribute_not_exists(pk)"),
-        };
-        request
-            .send()
-            .await
-            .map_err(|e| classify(e, StoreError::VersionConflict))?;
-        Ok(())
+        self.put_versioned(to_item(&item)?, expected_version).await
     }
 
     async fn clear_lockout(&self, email_key: &str) -> Result<(), StoreError> {
@@ -965,21 +975,6 @@ impl super::TokenStore for DynamoStore {
             version: log.version,
             ttl: (last + time::Duration::hours(1)).unix_timestamp(),
         };
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&item)?));
-        let request = match expected_version {
-            Some(version) => request
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(version)),
-            None => request.condition_expression("attribute_not_exists(pk)"),
-        };
-        request
-            .send()
-            .await
-            .map_err(|e| classify(e, StoreError::VersionConflict))?;
-        Ok(())
+        self.put_versioned(to_item(&item)?, expected_version).await
     }
 }

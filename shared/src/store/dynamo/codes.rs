@@ -248,21 +248,6 @@ impl CodeStore for DynamoStore {
             // The limits look back one hour; after that the log says nothing.
             ttl: last.map_or(0, |at| (at + time::Duration::hours(1)).unix_timestamp()),
         };
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&item)?));
-        let request = match expected_version {
-            Some(version) => request
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(version)),
-            None => request.condition_expression("attribute_not_exists(pk)"),
-        };
-        request
-            .send()
-            .await
-            .map_err(|e| classify(e, StoreError::VersionConflict))?;
-        Ok(())
+        self.put_versioned(to_item(&item)?, expected_version).await
     }
 }
