@@ -134,14 +134,15 @@ pub async fn login(
 }
 
 /// A `2fa`-scope token for a session waiting for its code.
-pub fn two_factor_token(app: &App, user: &User, session: &Session) -> (String, i64) {
-    app.jwt.issue(
+pub fn two_factor_token(app: &App, user: &User, session: &Session) -> String {
+    let (token, _lifetime) = app.jwt.issue(
         user.id,
         session.id,
         user.role_names(),
         Scope::TwoFactor,
         app.clock.now(),
-    )
+    );
+    token
 }
 
 /// Rotates the refresh token of a session. See API.md "Refresh" for the order of checks.

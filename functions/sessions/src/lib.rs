@@ -42,13 +42,12 @@ async fn login(app: &App, req: &Request) -> Result<Response, ApiError> {
         )),
         LoginOutcome::TwoFactorRequired { user, session } => {
             shared::two_factor::send_login_code(app, &user, &session).await?;
-            let (token, expires_in) = sessions::two_factor_token(app, &user, &session);
+            let token = sessions::two_factor_token(app, &user, &session);
             Ok(http::data(
                 StatusCode::CREATED,
                 json!({
                     "token": token,
                     "sessionUUID": session.id,
-                    "expiresIn": expires_in,
                     "twoFactorRequired": true,
                 }),
             ))
@@ -147,7 +146,7 @@ async fn refresh(app: &App, req: &Request, id: &str) -> Result<Response, ApiErro
     {
         return Err(ApiError::UpgradeRequired);
     }
-    let session_id = SessionId::parse(id).ok_or(ApiError::RefreshSessionNotFound)?;
+    let session_id = SessionId::parse(id).ok_or(ApiError::InvalidUuid)?;
     let tokens = sessions::refresh(app, session_id, &refresh_token, device).await?;
     Ok(http::ok(tokens))
 }

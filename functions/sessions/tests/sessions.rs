@@ -219,6 +219,14 @@ async fn refresh_of_unknown_session_is_404() {
 }
 
 #[tokio::test]
+async fn refresh_of_a_malformed_session_uuid_is_400() {
+    let app = testkit::app().await;
+    refresh(&app, "not-a-uuid", "whatever")
+        .await
+        .assert_error(400, "Invalid UUID.");
+}
+
+#[tokio::test]
 async fn refresh_validates_the_body_before_using_the_token() {
     let app = testkit::app().await;
     let (_, registered) = register(&app, "correct horse").await;
