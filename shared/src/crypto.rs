@@ -29,8 +29,8 @@ pub fn hmac_hex(key: &[u8], message: &str) -> String {
 }
 
 /// Equality that takes the same time wherever the inputs differ.
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+pub fn constant_time_eq(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
+    constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
 }
 
 /// A uniformly random string of `digits` decimal digits.

@@ -67,7 +67,7 @@ pub fn open_cursor<T: DeserializeOwned>(
     cursor: &str,
 ) -> Result<T, ApiError> {
     let (payload, tag) = cursor.split_once('.').ok_or(ApiError::PageInvalid)?;
-    if !crypto::constant_time_eq(tag, &cursor_tag(app, scope, payload)) {
+    if !crypto::constant_time_eq(tag, cursor_tag(app, scope, payload)) {
         return Err(ApiError::PageInvalid);
     }
     let bytes = URL_SAFE_NO_PAD

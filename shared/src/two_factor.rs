@@ -258,7 +258,7 @@ async fn check_code(
     else {
         return Err(ApiError::CodeNotValid);
     };
-    let matches = crypto::constant_time_eq(&code_hmac(app, &live.id, code), &live.hmac);
+    let matches = crypto::constant_time_eq(code_hmac(app, &live.id, code), &live.hmac);
     if matches && live.phone == phone {
         Ok(live)
     } else {
