@@ -1,8 +1,9 @@
-//! Developer tasks for this repository: `cargo xtask dev | admin | test` (see README.md).
+//! Developer tasks for this repository: `cargo xtask dev | admin | test | bench` (see README.md).
 //!
 //! Unix only: emulators are managed with POSIX signals.
 
 mod admin;
+mod bench;
 mod check;
 mod dev;
 #[cfg(test)]
@@ -10,6 +11,7 @@ mod events_test;
 mod localenv;
 mod process;
 mod router;
+mod runtime_api;
 mod serve;
 mod stack;
 
@@ -31,6 +33,11 @@ usage:
   cargo xtask test [NEXTEST ARGS...]
       cargo fmt --check, clippy -D warnings and cargo nextest run --workspace, against emulators
       of its own on ports 8001/5001 (so it can run beside `dev`).
+  cargo xtask bench [--cold N] [--warm N]
+      Build the six functions in release, run them behind a local Lambda Runtime API against
+      emulators of its own on ports 8002/5002, and print cold starts (N fresh processes per
+      function, default 5), warm latency (N invocations per route, default 200) and peak memory;
+      also written to target/bench/report.json.
 ";
 
 fn main() -> ExitCode {
@@ -41,6 +48,7 @@ fn main() -> ExitCode {
         Some("dev") if rest.is_empty() => dev::run(),
         Some("admin") => admin::Args::parse(&rest).and_then(admin::run),
         Some("test") => check::run(rest),
+        Some("bench") => bench::Args::parse(&rest).and_then(bench::run),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
