@@ -13,6 +13,7 @@ use crate::session::Session;
 use crate::user::{Status, User};
 
 mod codes;
+mod reports;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -24,7 +25,7 @@ pub struct MemoryStore {
     mail_logs: Mutex<HashMap<String, super::MailLog>>,
     codes: Mutex<HashMap<UserId, super::codes::OneTimeCode>>,
     sms_logs: Mutex<HashMap<UserId, super::codes::SmsLog>>,
-    pub(super) reports: Mutex<super::reports::MemoryReports>,
+    pub(super) reports: Mutex<reports::MemoryReports>,
 }
 
 impl MemoryStore {

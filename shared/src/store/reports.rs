@@ -1,15 +1,12 @@
 //! Diagnostic report records: the port and both adapters. In DynamoDB a report sits in its
 //! user's partition (`USER#<uuid>`, `REPORT#<createdAt>#<uuid>`), so listing is one `Query`.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::Select;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::dynamo::{DynamoStore, Item, backend, classify, from_item, key, s, to_item};
-use super::memory::MemoryStore;
 use crate::clock;
 use crate::ids::{ReportId, UserId};
 use crate::reports::Report;
@@ -203,64 +200,11 @@ impl ReportStore for DynamoStore {
     }
 }
 
-#[async_trait]
-impl ReportStore for MemoryStore {
-    async fn create_report(&self, report: &Report) -> Result<(), StoreError> {
-        let mut reports = self.reports.lock().unwrap();
-        let by_key = reports.entry(report.user_id).or_default();
-        if by_key.contains_key(&report.sort_key()) {
-            return Err(StoreError::VersionConflict);
-        }
-        by_key.insert(report.sort_key(), report.clone());
-        Ok(())
-    }
-
-    async fn count_reports(&self, user: UserId) -> Result<u64, StoreError> {
-        let reports = self.reports.lock().unwrap();
-        Ok(reports.get(&user).map_or(0, |r| r.len() as u64))
-    }
-
-    async fn list_reports(
-        &self,
-        user: UserId,
-        start: ReportStart,
-        limit: usize,
-        ascending: bool,
-    ) -> Result<Vec<Report>, StoreError> {
-        let reports = self.reports.lock().unwrap();
-        let empty = Default::default();
-        let by_key = reports.get(&user).unwrap_or(&empty);
-        let ordered: Box<dyn Iterator<Item = (&String, &Report)>> = if ascending {
-            Box::new(by_key.iter())
-        } else {
-            Box::new(by_key.iter().rev())
-        };
-        let skip = match start {
-            ReportStart::Skip(count) => usize::try_from(count).unwrap_or(usize::MAX),
-            ReportStart::After(_) => 0,
-        };
-        Ok(ordered
-            .filter(|(sort_key, _)| match &start {
-                ReportStart::After(after) if ascending => *sort_key > after,
-                ReportStart::After(after) => *sort_key < after,
-                ReportStart::Skip(_) => true,
-            })
-            .skip(skip)
-            .take(limit)
-            .map(|(_, report)| report.clone())
-            .collect())
-    }
-}
-
-/// Reports of each user by sort key, for [`MemoryStore`].
-pub type MemoryReports = HashMap<UserId, std::collections::BTreeMap<String, Report>>;
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[tokio::test]
     async fn the_memory_adapter_keeps_the_report_contract() {
-        super::super::report_contract::run_all(&MemoryStore::new()).await;
+        let store = crate::store::memory::MemoryStore::new();
+        crate::store::report_contract::run_all(&store).await;
     }
 }
