@@ -60,6 +60,30 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// How many items a query matches, following its pages (`Select COUNT`: nothing is
+    /// returned but the count).
+    pub async fn count(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let output = query
+                .clone()
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            total += output.count as u64;
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
     /// One cheap request, made at cold start so the first invoke finds the TLS connection open.
     pub async fn warm_up(&self) {
         let _ = self
@@ -537,28 +561,16 @@ impl UserStore for DynamoStore {
 
     async fn count_users(&self, partition: UserPartition) -> Result<u64, StoreError> {
         let (index, pk_name, pk) = partition_key(partition);
-        let mut total = 0u64;
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
+        self.count(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .index_name(index)
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_values(":pk", s(&pk))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            total += output.count as u64;
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(total),
-            }
-        }
+                .expression_attribute_values(":pk", s(&pk)),
+        )
+        .await
     }
 
     async fn list_users(

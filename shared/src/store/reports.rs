@@ -2,7 +2,6 @@
 //! user's partition (`USER#<uuid>`, `REPORT#<createdAt>#<uuid>`), so listing is one `Query`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::Select;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -144,22 +143,7 @@ impl ReportStore for DynamoStore {
     }
 
     async fn count_reports(&self, user: UserId) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .report_query(user, true)
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            total += output.count as u64;
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(total),
-            }
-        }
+        self.count(self.report_query(user, true)).await
     }
 
     async fn list_reports(
