@@ -1,37 +1,44 @@
-//! Everything a handler needs, built once per cold start and shared by every invoke.
+//! The composition root. [`Core`] is what every route group shares (configuration, the stores
+//! on the one DynamoDB table, keys, the clock); each function adds only the notifier or file
+//! store its routes use ([`MailApp`], [`SmsApp`], [`ReportsApp`]), so its binary builds and
+//! links no other AWS client. [`App`] holds all of them, for the dev server and the tests.
+//!
+//! Route groups take their context through the traits [`Context`], [`MailContext`],
+//! [`SmsContext`] and [`ReportContext`]; services take `&Core` and the port they need.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use lambda_http::Request;
 
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::mail::{Mailer, MemoryMailer, SesMailer};
-use crate::password::{HashParams, PasswordHasherService};
+use crate::domain::clock::Clock;
+use crate::domain::code::CodeStore;
+use crate::domain::email_token::TokenStore;
+use crate::domain::lockout::LockoutStore;
+use crate::domain::mail::Mailer;
+use crate::domain::report::{ReportStorage, ReportStore};
+use crate::domain::session::{Session, SessionStore, Stage};
+use crate::domain::sms::CodeSender;
+use crate::domain::user::{User, UserStore};
+use crate::notify::memory::{MemoryCodeSender, MemoryMailer};
 use crate::secrets::Secrets;
-use crate::session::{Session, Stage};
-use crate::sms::{CodeSender, MemoryCodeSender, SnsCodeSender};
-use crate::storage::{MemoryReportStorage, ReportStorage, S3ReportStorage};
-use crate::store::codes::CodeStore;
+use crate::security::jwt::{Claims, JwtKeys, Scope};
+use crate::security::password::{HashParams, PasswordHasherService};
 use crate::store::dynamo::DynamoStore;
-use crate::store::memory::MemoryStore;
-use crate::store::{LockoutStore, ReportStore, SessionStore, TokenStore, UserStore};
-use crate::token::{Claims, JwtKeys, Scope};
-use crate::user::User;
+use crate::store::memory::{MemoryReportStorage, MemoryStore};
 use crate::{ApiError, http};
 
+/// What every route group uses, built once per cold start and shared by every invoke.
 #[derive(Clone)]
-pub struct App {
+pub struct Core {
     pub config: Arc<Config>,
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub lockouts: Arc<dyn LockoutStore>,
     pub tokens: Arc<dyn TokenStore>,
-    pub mailer: Arc<dyn Mailer>,
-    pub reports: Arc<dyn ReportStore>,
-    pub report_storage: Arc<dyn ReportStorage>,
     pub codes: Arc<dyn CodeStore>,
-    pub sms: Arc<dyn CodeSender>,
+    pub reports: Arc<dyn ReportStore>,
     pub hasher: PasswordHasherService,
     pub jwt: Arc<JwtKeys>,
     pub hmac_key: Arc<[u8]>,
@@ -59,10 +66,11 @@ pub struct Principal {
     pub claims: Claims,
 }
 
-impl App {
-    /// Cold start: configuration, AWS clients, keys, and one request to open the DynamoDB
-    /// connection.
-    pub async fn from_env() -> Result<Self, StartupError> {
+impl Core {
+    /// Cold start: configuration, the AWS configuration, keys, the DynamoDB client and one
+    /// request to open its connection. The AWS configuration is returned for the function's
+    /// other clients.
+    pub async fn from_env() -> Result<(Self, aws_config::SdkConfig), StartupError> {
         let config = Config::from_env().map_err(|e| StartupError(e.to_string()))?;
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let secrets = crate::secrets::load(&config.secrets, &aws)
@@ -70,32 +78,14 @@ impl App {
             .map_err(StartupError)?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
         store.warm_up().await;
-        let mailer = SesMailer::new(aws_sdk_ses::Client::new(&aws), config.mail_from.clone());
-        let s3 = aws_sdk_s3::config::Builder::from(&aws)
-            .force_path_style(config.s3_force_path_style)
-            .build();
-        let report_storage = S3ReportStorage::new(
-            aws_sdk_s3::Client::from_conf(s3),
-            config.reports_bucket.clone(),
-        );
-        Self::from_parts(
-            config,
-            Arc::new(store),
-            Arc::new(mailer),
-            Arc::new(report_storage),
-            Arc::new(SnsCodeSender::new(aws_sdk_sns::config::Builder::from(&aws))),
-            &secrets,
-            Clock::system(),
-        )
+        let core = Self::from_parts(config, Arc::new(store), &secrets, Clock::system())?;
+        Ok((core, aws))
     }
 
-    /// An app on the given store; tests use it with DynamoDB Local or memory.
+    /// A core on the given store; tests use it with DynamoDB Local or memory.
     pub fn from_parts<S>(
         config: Config,
         store: Arc<S>,
-        mailer: Arc<dyn Mailer>,
-        report_storage: Arc<dyn ReportStorage>,
-        sms: Arc<dyn CodeSender>,
         secrets: &Secrets,
         clock: Clock,
     ) -> Result<Self, StartupError>
@@ -117,41 +107,11 @@ impl App {
             tokens: store.clone(),
             codes: store.clone(),
             reports: store,
-            mailer,
-            report_storage,
-            sms,
             hasher,
             jwt: Arc::new(jwt),
             hmac_key: secrets.hmac_key.clone().into(),
             clock,
         })
-    }
-
-    /// A self-contained app on the in-memory store with fast hashing, for unit tests.
-    pub fn in_memory() -> Self {
-        let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json())
-            .expect("generated secrets parse");
-        let mut config = Config::from_lookup(|name| match name {
-            "TABLE_NAME" => Some("memory".into()),
-            "SECRETS_FILE" => Some("unused".into()),
-            _ => None,
-        })
-        .expect("static config is valid");
-        config.hash_params = HashParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
-        Self::from_parts(
-            config,
-            Arc::new(MemoryStore::new()),
-            Arc::new(MemoryMailer::new()),
-            Arc::new(MemoryReportStorage),
-            Arc::new(MemoryCodeSender::new()),
-            &secrets,
-            Clock::system(),
-        )
-        .expect("in-memory app builds")
     }
 
     /// Checks the bearer token and loads its user and session in one read.
@@ -182,10 +142,237 @@ impl App {
         if !valid {
             return Err(ApiError::InvalidToken);
         }
+        crate::telemetry::record_user(user.id);
         Ok(Principal {
             user,
             session,
             claims,
         })
+    }
+}
+
+/// A route group's context: at least the [`Core`].
+pub trait Context: Send + Sync {
+    fn core(&self) -> &Core;
+}
+
+/// A route group that sends mail.
+pub trait MailContext: Context {
+    fn mailer(&self) -> &dyn Mailer;
+}
+
+/// A route group that texts codes.
+pub trait SmsContext: Context {
+    fn sms(&self) -> &dyn CodeSender;
+}
+
+/// A route group that presigns report files.
+pub trait ReportContext: Context {
+    fn report_storage(&self) -> &dyn ReportStorage;
+}
+
+impl Context for Core {
+    fn core(&self) -> &Core {
+        self
+    }
+}
+
+/// The core and a mailer: `users`, `password-recovery`, `email-verification`.
+#[derive(Clone)]
+pub struct MailApp {
+    pub core: Core,
+    pub mailer: Arc<dyn Mailer>,
+}
+
+/// The core and a code sender: `sessions`, `two-factor`.
+#[derive(Clone)]
+pub struct SmsApp {
+    pub core: Core,
+    pub sms: Arc<dyn CodeSender>,
+}
+
+/// The core and the report files: `diagnostic-reports`.
+#[derive(Clone)]
+pub struct ReportsApp {
+    pub core: Core,
+    pub report_storage: Arc<dyn ReportStorage>,
+}
+
+#[cfg(feature = "ses")]
+impl MailApp {
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let (core, aws) = Core::from_env().await?;
+        let mailer = crate::notify::ses::SesMailer::new(
+            aws_sdk_ses::Client::new(&aws),
+            core.config.mail_from.clone(),
+        );
+        Ok(Self {
+            core,
+            mailer: Arc::new(mailer),
+        })
+    }
+}
+
+#[cfg(feature = "sns")]
+impl SmsApp {
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let (core, aws) = Core::from_env().await?;
+        let sms = crate::notify::sns::SnsCodeSender::new(aws_sdk_sns::config::Builder::from(&aws));
+        Ok(Self {
+            core,
+            sms: Arc::new(sms),
+        })
+    }
+}
+
+#[cfg(feature = "s3")]
+impl ReportsApp {
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let (core, aws) = Core::from_env().await?;
+        Ok(Self {
+            report_storage: Arc::new(s3_report_storage(&core.config, &aws)),
+            core,
+        })
+    }
+}
+
+#[cfg(feature = "s3")]
+fn s3_report_storage(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> crate::store::s3::S3ReportStorage {
+    let s3 = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(config.s3_force_path_style)
+        .build();
+    crate::store::s3::S3ReportStorage::new(
+        aws_sdk_s3::Client::from_conf(s3),
+        config.reports_bucket.clone(),
+    )
+}
+
+impl Context for MailApp {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl MailContext for MailApp {
+    fn mailer(&self) -> &dyn Mailer {
+        &*self.mailer
+    }
+}
+
+impl Context for SmsApp {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl SmsContext for SmsApp {
+    fn sms(&self) -> &dyn CodeSender {
+        &*self.sms
+    }
+}
+
+impl Context for ReportsApp {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl ReportContext for ReportsApp {
+    fn report_storage(&self) -> &dyn ReportStorage {
+        &*self.report_storage
+    }
+}
+
+/// Every adapter at once: the dev server, which serves every route group in one process, and
+/// the tests. Reads through to its [`Core`].
+#[derive(Clone)]
+pub struct App {
+    pub core: Core,
+    pub mailer: Arc<dyn Mailer>,
+    pub sms: Arc<dyn CodeSender>,
+    pub report_storage: Arc<dyn ReportStorage>,
+}
+
+impl Deref for App {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl App {
+    /// Every client, from the environment (the dev server and `xtask admin`).
+    #[cfg(all(feature = "ses", feature = "sns", feature = "s3"))]
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let (core, aws) = Core::from_env().await?;
+        Ok(Self {
+            mailer: Arc::new(crate::notify::ses::SesMailer::new(
+                aws_sdk_ses::Client::new(&aws),
+                core.config.mail_from.clone(),
+            )),
+            sms: Arc::new(crate::notify::sns::SnsCodeSender::new(
+                aws_sdk_sns::config::Builder::from(&aws),
+            )),
+            report_storage: Arc::new(s3_report_storage(&core.config, &aws)),
+            core,
+        })
+    }
+
+    /// A self-contained app on the in-memory store with fast hashing, for unit tests.
+    pub fn in_memory() -> Self {
+        let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json())
+            .expect("generated secrets parse");
+        let mut config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some("memory".into()),
+            "SECRETS_FILE" => Some("unused".into()),
+            _ => None,
+        })
+        .expect("static config is valid");
+        config.hash_params = HashParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let core = Core::from_parts(
+            config,
+            Arc::new(MemoryStore::new()),
+            &secrets,
+            Clock::system(),
+        )
+        .expect("in-memory core builds");
+        Self {
+            core,
+            mailer: Arc::new(MemoryMailer::new()),
+            sms: Arc::new(MemoryCodeSender::new()),
+            report_storage: Arc::new(MemoryReportStorage),
+        }
+    }
+}
+
+impl Context for App {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl MailContext for App {
+    fn mailer(&self) -> &dyn Mailer {
+        &*self.mailer
+    }
+}
+
+impl SmsContext for App {
+    fn sms(&self) -> &dyn CodeSender {
+        &*self.sms
+    }
+}
+
+impl ReportContext for App {
+    fn report_storage(&self) -> &dyn ReportStorage {
+        &*self.report_storage
     }
 }

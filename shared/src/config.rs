@@ -3,7 +3,7 @@
 use std::env;
 use std::path::PathBuf;
 
-use crate::password::HashParams;
+use crate::security::password::HashParams;
 
 /// Where the signing and HMAC keys come from.
 #[derive(Clone, Debug)]

@@ -245,9 +245,9 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(error: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
+impl From<crate::domain::StoreError> for ApiError {
+    fn from(error: crate::domain::StoreError) -> Self {
+        use crate::domain::StoreError;
         match error {
             StoreError::EmailTaken => Self::EmailTaken,
             StoreError::VersionConflict => Self::VersionConflict,

@@ -35,7 +35,7 @@ pub fn generate_secrets_json() -> String {
     let pem = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n");
     let document = SecretsDocument {
         jwt_private_key_pem: pem,
-        hmac_key: crate::crypto::base64url(&crate::crypto::random_bytes::<32>()),
+        hmac_key: crate::security::crypto::base64url(&crate::security::crypto::random_bytes::<32>()),
     };
     serde_json::to_string_pretty(&document).expect("serializable")
 }

@@ -10,8 +10,9 @@ use lambda_http::http::{HeaderMap, Method};
 use lambda_http::{Body, Request};
 use serde_json::Value;
 
-use crate::clock::Clock;
+use crate::app::Core;
 use crate::config::Config;
+use crate::domain::clock::Clock;
 use crate::store::dynamo::DynamoStore;
 use crate::{App, http};
 
@@ -47,7 +48,7 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
         _ => None,
     })
     .expect("test config is valid");
-    config.hash_params = crate::password::HashParams {
+    config.hash_params = crate::security::password::HashParams {
         memory_kib: 256,
         iterations: 1,
         parallelism: 1,
@@ -70,23 +71,21 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
     crate::localstack::verify_sender(&ses, &config.mail_from)
         .await
         .expect("verifying the sender in moto");
-    let mailer = crate::mail::SesMailer::new(ses, config.mail_from.clone());
+    let mailer = crate::notify::ses::SesMailer::new(ses, config.mail_from.clone());
     let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json())
         .expect("generated secrets parse");
     let store = DynamoStore::new(dynamodb, config.table_name.clone());
-    let report_storage = crate::storage::S3ReportStorage::new(s3, config.reports_bucket.clone());
-    App::from_parts(
-        config,
-        Arc::new(store),
-        Arc::new(mailer),
-        Arc::new(report_storage),
-        Arc::new(crate::sms::SnsCodeSender::new(
+    let report_storage = crate::store::s3::S3ReportStorage::new(s3, config.reports_bucket.clone());
+    let core = Core::from_parts(config, Arc::new(store), &secrets, Clock::system())
+        .expect("test app builds");
+    App {
+        core,
+        mailer: Arc::new(mailer),
+        sms: Arc::new(crate::notify::sns::SnsCodeSender::new(
             aws_sdk_sns::config::Builder::from(&aws),
         )),
-        &secrets,
-        Clock::system(),
-    )
-    .expect("test app builds")
+        report_storage: Arc::new(report_storage),
+    }
 }
 
 /// A request as API Gateway would hand it to a function.

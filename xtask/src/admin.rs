@@ -58,12 +58,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     block_on(async {
         let app = App::from_env().await?;
-        let user = shared::users::create_or_promote_admin(&app, &args.email, &args.password)
-            .await
-            .map_err(|error| match error {
-                ApiError::Validation(fields) => format!("cannot create the admin: {fields:?}"),
-                other => format!("cannot create the admin: {other}"),
-            })?;
+        let user =
+            shared::service::users::create_or_promote_admin(&app, &args.email, &args.password)
+                .await
+                .map_err(|error| match error {
+                    ApiError::Validation(fields) => format!("cannot create the admin: {fields:?}"),
+                    other => format!("cannot create the admin: {other}"),
+                })?;
         println!("{}", user.id);
         Ok(ExitCode::SUCCESS)
     })?

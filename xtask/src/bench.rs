@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use shared::App;
-use shared::email::Email;
-use shared::password::Password;
+use shared::domain::email::Email;
+use shared::security::password::Password;
 use tokio::process::Child;
 
 use crate::localenv::{LocalEnv, Purpose};
@@ -316,9 +316,9 @@ async fn provision(root: &Path) -> Result<Seed> {
     let app = App::from_env().await?;
     let email = format!("bench-{}@kuri.example", uuid::Uuid::new_v4().simple());
     let password = "bench correct horse battery".to_owned();
-    let user = shared::users::register(
+    let user = shared::service::users::register(
         &app,
-        shared::users::NewUser {
+        shared::service::users::NewUser {
             email: Email::parse(&email)?,
             password: Password::parse(&password)?,
             first_name: Some("Ada".into()),
@@ -329,7 +329,7 @@ async fn provision(root: &Path) -> Result<Seed> {
     )
     .await
     .map_err(|e| format!("cannot register the benchmark user: {e}"))?;
-    let tokens = shared::sessions::open(&app, &user)
+    let tokens = shared::service::sessions::open(&app, &user)
         .await
         .map_err(|e| format!("cannot open the benchmark session: {e}"))?;
     Ok(Seed {

@@ -39,10 +39,12 @@ fn every_template_route_has_exactly_one_event() {
 async fn every_event_is_handled_by_the_function_the_template_routes_it_to() {
     let app = testkit::app().await;
     let admin_email = format!("events-{}@example.com", uuid::Uuid::new_v4().simple());
-    let admin = shared::users::create_or_promote_admin(&app, &admin_email, "events-pass")
+    let admin = shared::service::users::create_or_promote_admin(&app, &admin_email, "events-pass")
         .await
         .expect("admin");
-    let tokens = shared::sessions::open(&app, &admin).await.expect("session");
+    let tokens = shared::service::sessions::open(&app, &admin)
+        .await
+        .expect("session");
     let router = Router::new(&testkit::template_routes()).expect("template routes compile");
 
     for event in testkit::event_names() {

@@ -4,16 +4,19 @@
 use lambda_http::Request;
 use lambda_http::http::Method;
 use serde::Deserialize;
-use shared::http::{self, Response};
-use shared::ids::UserId;
-use shared::reports::{self, ListQuery, NewReport};
-use shared::{Access, ApiError, App};
+use shared::domain::ids::UserId;
+use shared::domain::report::NewReport;
+use shared::http;
+use shared::http::Response;
+use shared::service::reports;
+use shared::service::reports::ListQuery;
+use shared::{Access, ApiError, ReportContext};
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::respond(route(app, req).await)
+pub async fn handle(app: &impl ReportContext, req: Request) -> Response {
+    http::serve("diagnostic-reports", req, |req| route(app, req)).await
 }
 
-async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
+async fn route(app: &impl ReportContext, req: Request) -> Result<Response, ApiError> {
     let (method, segments) = http::route(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, segments.as_slice()) {
@@ -31,22 +34,29 @@ struct CreateBody {
     description: Option<String>,
 }
 
-async fn create(app: &App, req: &Request) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
+async fn create(app: &impl ReportContext, req: &Request) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
     let body: CreateBody = http::json_body(req)?;
     let new = NewReport::parse(
         body.file_name.as_deref(),
         body.content_type.as_deref(),
         body.description.as_deref(),
     )?;
-    let report = reports::create(app, principal.user.id, new).await?;
+    let report = reports::create(app.core(), app.report_storage(), principal.user.id, new).await?;
     Ok(http::created(report))
 }
 
-async fn list(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
+async fn list(app: &impl ReportContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
     let owner = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
     let query = ListQuery::parse(&http::query(req))?;
-    let (items, meta) = reports::list(app, &principal.user, owner, &query).await?;
+    let (items, meta) = reports::list(
+        app.core(),
+        app.report_storage(),
+        &principal.user,
+        owner,
+        &query,
+    )
+    .await?;
     Ok(http::list(items, meta))
 }

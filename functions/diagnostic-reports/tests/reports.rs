@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 use shared::App;
-use shared::testkit::{self, TestResponse, request};
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 
 async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
     TestResponse::from(diagnostic_reports::handle(app, req).await)
@@ -32,7 +33,7 @@ async fn register(app: &App) -> (String, String) {
 /// A csrAdmin logged in through `POST /users/sessions`; returns its access token.
 async fn admin(app: &App) -> String {
     let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
-    shared::users::create_or_promote_admin(app, &email, "s3cret-pass")
+    shared::service::users::create_or_promote_admin(app, &email, "s3cret-pass")
         .await
         .unwrap();
     let response = TestResponse::from(
@@ -129,8 +130,8 @@ async fn a_report_uploaded_to_its_presigned_url_downloads_with_the_same_bytes() 
     assert_eq!(query_param(url, "X-Amz-Expires"), Some("900"));
     let signed = query_param(url, "X-Amz-SignedHeaders").unwrap();
     assert!(signed.split("%3B").any(|h| h == "content-type"), "{signed}");
-    let created_at = shared::clock::parse(report["createdAt"].as_str().unwrap()).unwrap();
-    let expires_at = shared::clock::parse(upload["expiresAt"].as_str().unwrap()).unwrap();
+    let created_at = shared::domain::clock::parse(report["createdAt"].as_str().unwrap()).unwrap();
+    let expires_at = shared::domain::clock::parse(upload["expiresAt"].as_str().unwrap()).unwrap();
     assert_eq!(expires_at - created_at, time::Duration::minutes(15));
 
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
@@ -262,10 +263,10 @@ async fn a_deleted_users_reports_are_no_longer_listed() {
     let admin = admin(&app).await;
     assert_eq!(list(&app, &admin, &owner, "").await.status, 200);
 
-    let id = shared::ids::UserId::parse(&owner).unwrap();
-    shared::users::update(&app, id, None, |u| {
-        u.status = shared::user::Status::Deleted;
-        shared::users::revoke_all_sessions(u);
+    let id = shared::domain::ids::UserId::parse(&owner).unwrap();
+    shared::service::users::update(&app, id, None, |u| {
+        u.status = shared::domain::user::Status::Deleted;
+        shared::service::users::revoke_all_sessions(u);
         Ok(())
     })
     .await
@@ -412,7 +413,7 @@ async fn bad_create_fields_are_field_errors_under_their_names() {
             response.text
         );
     }
-    for content_type in shared::reports::CONTENT_TYPES {
+    for content_type in shared::domain::report::CONTENT_TYPES {
         let response = create(&app, &token, json!({"contentType": content_type})).await;
         assert_eq!(response.status, 201, "{content_type}: {}", response.text);
     }

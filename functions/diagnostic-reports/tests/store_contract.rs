@@ -6,5 +6,5 @@ use std::sync::Arc;
 async fn dynamodb_store_meets_the_report_contract() {
     let app = shared::testkit::app().await;
     let store = shared::testkit::dynamo_store(&app).await;
-    shared::store::report_contract::run_all(Arc::as_ref(&store)).await;
+    shared::store::contract::reports::run_all(Arc::as_ref(&store)).await;
 }

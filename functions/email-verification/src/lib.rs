@@ -3,14 +3,16 @@
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::json;
-use shared::http::{self, Response};
-use shared::{Access, ApiError, App, verification};
+use shared::http;
+use shared::http::Response;
+use shared::service::verification;
+use shared::{Access, ApiError, MailContext};
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::respond(route(app, req).await)
+pub async fn handle(app: &impl MailContext, req: Request) -> Response {
+    http::serve("email-verification", req, |req| route(app, req)).await
 }
 
-async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
+async fn route(app: &impl MailContext, req: Request) -> Result<Response, ApiError> {
     let (method, segments) = http::route(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, segments.as_slice()) {
@@ -22,14 +24,14 @@ async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
 
 /// An inactive user's access token is already refused by `authenticate` (401), so the seed's
 /// 400 "Cannot verify email for inactive user." comes only from the link.
-async fn start(app: &App, req: &Request) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
-    verification::send_verification_email(app, &principal.user).await?;
+async fn start(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
+    verification::send_verification_email(app.core(), app.mailer(), &principal.user).await?;
     Ok(http::data(StatusCode::CREATED, json!({})))
 }
 
-async fn verify(app: &App, req: &Request, email: &str) -> Result<Response, ApiError> {
+async fn verify(app: &impl MailContext, req: &Request, email: &str) -> Result<Response, ApiError> {
     let token = http::query(req).remove("token").unwrap_or_default();
-    let user = verification::verify(app, email, &token).await?;
+    let user = verification::verify(app.core(), email, &token).await?;
     Ok(http::ok(user.view()))
 }

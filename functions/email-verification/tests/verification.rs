@@ -3,9 +3,10 @@
 
 use serde_json::{Value, json};
 use shared::App;
-use shared::ids::UserId;
-use shared::testkit::{self, TestResponse, request};
-use shared::user::Status;
+use shared::domain::ids::UserId;
+use shared::domain::user::Status;
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 use time::Duration;
 
 async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
@@ -167,7 +168,7 @@ async fn unknown_or_missing_tokens_are_refused() {
     let app = testkit::app().await;
     let (email, _) = register(&app).await;
     let path = format!("/users/verify-email/{}", email.replace('+', "%2B"));
-    let made_up = shared::crypto::random_token();
+    let made_up = shared::security::crypto::random_token();
     for link in [
         format!("{path}?token={made_up}"),
         format!("{path}?token="),
@@ -185,7 +186,7 @@ async fn a_link_for_an_address_the_user_left_is_refused() {
     let (email, registration) = register(&app).await;
     let link = mailed_link(&app, &email, &registration).await;
     let new_email = unique_email();
-    shared::users::update(&app, user_id(&registration), None, |user| {
+    shared::service::users::update(&app, user_id(&registration), None, |user| {
         user.email = new_email.clone();
         user.email_verified = false;
         Ok(())
@@ -202,9 +203,9 @@ async fn a_link_opened_after_deactivation_is_refused_and_the_user_cannot_ask_aga
     let app = testkit::app().await;
     let (email, registration) = register(&app).await;
     let link = mailed_link(&app, &email, &registration).await;
-    shared::users::update(&app, user_id(&registration), None, |user| {
+    shared::service::users::update(&app, user_id(&registration), None, |user| {
         user.status = Status::Inactive;
-        shared::users::revoke_all_sessions(user);
+        shared::service::users::revoke_all_sessions(user);
         Ok(())
     })
     .await
@@ -256,14 +257,14 @@ async fn the_service_used_by_an_email_change_mails_the_current_address() {
     let app = testkit::app().await;
     let (_, registration) = register(&app).await;
     let new_email = unique_email();
-    let user = shared::users::update(&app, user_id(&registration), None, |user| {
+    let user = shared::service::users::update(&app, user_id(&registration), None, |user| {
         user.email = new_email.clone();
         Ok(())
     })
     .await
     .unwrap();
 
-    shared::verification::send_verification_email(&app, &user)
+    shared::service::verification::send_verification_email(&app, &*app.mailer, &user)
         .await
         .unwrap();
     let mails = testkit::emails_to(&new_email).await;

@@ -4,16 +4,19 @@ use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use shared::email::Email;
-use shared::http::{self, Response};
-use shared::password::Password;
-use shared::{ApiError, App, clock, recovery};
+use shared::domain::clock;
+use shared::domain::email::Email;
+use shared::http;
+use shared::http::Response;
+use shared::security::password::Password;
+use shared::service::recovery;
+use shared::{ApiError, MailContext};
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::respond(route(app, req).await)
+pub async fn handle(app: &impl MailContext, req: Request) -> Response {
+    http::serve("password-recovery", req, |req| route(app, req)).await
 }
 
-async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
+async fn route(app: &impl MailContext, req: Request) -> Result<Response, ApiError> {
     let (method, segments) = http::route(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, segments.as_slice()) {
@@ -30,18 +33,18 @@ struct StartBody {
     email: Option<String>,
 }
 
-async fn start(app: &App, req: &Request) -> Result<Response, ApiError> {
+async fn start(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
     let body: StartBody = http::json_body(req)?;
     let email = body
         .email
         .and_then(|email| Email::parse(&email).ok())
         .ok_or(ApiError::ValidEmailRequired)?;
-    recovery::start(app, &email).await?;
+    recovery::start(app.core(), app.mailer(), &email).await?;
     Ok(http::data(StatusCode::CREATED, json!({})))
 }
 
-async fn check(app: &App, token: &str) -> Result<Response, ApiError> {
-    let expires_at = recovery::check(app, token).await?;
+async fn check(app: &impl MailContext, token: &str) -> Result<Response, ApiError> {
+    let expires_at = recovery::check(app.core(), token).await?;
     Ok(http::ok(json!({
         "valid": true,
         "expiresAt": clock::format(expires_at),
@@ -55,7 +58,7 @@ struct ResetBody {
     password: Option<String>,
 }
 
-async fn reset(app: &App, req: &Request) -> Result<Response, ApiError> {
+async fn reset(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
     let body: ResetBody = http::json_body(req)?;
     let token = body
         .token
@@ -64,6 +67,6 @@ async fn reset(app: &App, req: &Request) -> Result<Response, ApiError> {
     let password = body.password.ok_or(ApiError::PasswordRequired)?;
     let password =
         Password::parse(&password).map_err(|message| ApiError::field("password", message))?;
-    recovery::reset(app, &token, &password).await?;
+    recovery::reset(app.core(), &token, &password).await?;
     Ok(http::data(StatusCode::CREATED, json!({})))
 }

@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 use shared::App;
-use shared::testkit::{self, TestResponse, request};
-use shared::user::Status;
+use shared::domain::user::Status;
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 use time::Duration;
 
 const PASSWORD: &str = "correct horse";
@@ -143,8 +144,9 @@ async fn the_mailed_token_resets_the_password_and_ends_every_session() {
     let checked = check(&app, &token).await;
     assert_eq!(checked.status, 200, "{}", checked.text);
     assert_eq!(checked.body["data"]["valid"], true);
-    let expires_at = shared::clock::parse(checked.body["data"]["expiresAt"].as_str().unwrap())
-        .expect("expiresAt is RFC 3339");
+    let expires_at =
+        shared::domain::clock::parse(checked.body["data"]["expiresAt"].as_str().unwrap())
+            .expect("expiresAt is RFC 3339");
     let lifetime = expires_at - app.clock.now();
     assert!(lifetime > Duration::minutes(59) && lifetime <= Duration::hours(1));
     assert_eq!(
@@ -207,7 +209,7 @@ async fn an_expired_token_is_refused_by_check_and_reset() {
 #[tokio::test]
 async fn unknown_and_made_up_tokens_are_refused() {
     let app = testkit::app().await;
-    let made_up = shared::crypto::random_token();
+    let made_up = shared::security::crypto::random_token();
     check(&app, &made_up)
         .await
         .assert_error(400, "Token must be valid string");
@@ -262,10 +264,11 @@ async fn unknown_emails_get_201_and_no_mail() {
 async fn inactive_users_get_201_and_no_mail() {
     let app = testkit::app().await;
     let (email, registration) = register(&app).await;
-    let id = shared::ids::UserId::parse(registration["user"]["uuid"].as_str().unwrap()).unwrap();
-    shared::users::update(&app, id, None, |user| {
+    let id =
+        shared::domain::ids::UserId::parse(registration["user"]["uuid"].as_str().unwrap()).unwrap();
+    shared::service::users::update(&app, id, None, |user| {
         user.status = Status::Inactive;
-        shared::users::revoke_all_sessions(user);
+        shared::service::users::revoke_all_sessions(user);
         Ok(())
     })
     .await

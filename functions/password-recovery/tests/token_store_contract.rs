@@ -4,5 +4,5 @@
 async fn dynamodb_store_meets_the_token_contract() {
     let app = shared::testkit::app().await;
     let store = shared::testkit::dynamo_store(&app).await;
-    shared::store::token_contract::run_all(store).await;
+    shared::store::contract::tokens::run_all(store).await;
 }

@@ -4,16 +4,18 @@ use lambda_http::Request;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
-use shared::http::{self, Response};
-use shared::ids::SessionId;
-use shared::sessions::{self, DeviceInfo, LoginOutcome};
-use shared::{Access, ApiError, App};
+use shared::domain::ids::SessionId;
+use shared::http;
+use shared::http::Response;
+use shared::service::sessions;
+use shared::service::sessions::{DeviceInfo, LoginOutcome};
+use shared::{Access, ApiError, SmsContext};
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::respond(route(app, req).await)
+pub async fn handle(app: &impl SmsContext, req: Request) -> Response {
+    http::serve("sessions", req, |req| route(app, req)).await
 }
 
-async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
+async fn route(app: &impl SmsContext, req: Request) -> Result<Response, ApiError> {
     let (method, segments) = http::route(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, segments.as_slice()) {
@@ -33,16 +35,17 @@ struct LoginBody {
     password: Option<String>,
 }
 
-async fn login(app: &App, req: &Request) -> Result<Response, ApiError> {
+async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiError> {
     let body: LoginBody = http::json_body(req)?;
-    match sessions::login(app, body.email, body.password).await? {
+    match sessions::login(app.core(), body.email, body.password).await? {
         LoginOutcome::Complete { tokens, user } => Ok(http::data(
             StatusCode::CREATED,
             sessions::login_body(&tokens, &user),
         )),
         LoginOutcome::TwoFactorRequired { user, session } => {
-            shared::two_factor::send_login_code(app, &user, &session).await?;
-            let token = sessions::two_factor_token(app, &user, &session);
+            shared::service::two_factor::send_login_code(app.core(), app.sms(), &user, &session)
+                .await?;
+            let token = sessions::two_factor_token(app.core(), &user, &session);
             Ok(http::data(
                 StatusCode::CREATED,
                 json!({
@@ -55,18 +58,21 @@ async fn login(app: &App, req: &Request) -> Result<Response, ApiError> {
     }
 }
 
-async fn verify(app: &App, req: &Request) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::FullOrTwoFactor).await?;
-    let body: shared::two_factor::CodeBody = http::json_body(req)?;
+async fn verify(app: &impl SmsContext, req: &Request) -> Result<Response, ApiError> {
+    let principal = app
+        .core()
+        .authenticate(req, Access::FullOrTwoFactor)
+        .await?;
+    let body: shared::service::two_factor::CodeBody = http::json_body(req)?;
     let code = body.code().ok_or(ApiError::CodeRequired)?;
-    let body = shared::two_factor::verify(app, &principal, code).await?;
+    let body = shared::service::two_factor::verify(app.core(), &principal, code).await?;
     Ok(http::data(StatusCode::CREATED, body))
 }
 
-async fn logout(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
+async fn logout(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
     let session_id = SessionId::parse(id).ok_or(ApiError::SessionIdDoesNotExist)?;
-    sessions::logout(app, &principal.user, session_id).await?;
+    sessions::logout(app.core(), &principal.user, session_id).await?;
     Ok(http::no_content())
 }
 
@@ -133,12 +139,12 @@ impl RefreshBody {
     }
 }
 
-async fn refresh(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+async fn refresh(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let body: RefreshBody = http::json_body(req)?;
     let (refresh_token, device) = body.validate()?;
     let minimum = match device.platform.as_deref() {
-        Some("ios") => app.config.min_build_ios,
-        Some("android") => app.config.min_build_android,
+        Some("ios") => app.core().config.min_build_ios,
+        Some("android") => app.core().config.min_build_android,
         _ => None,
     };
     if let (Some(minimum), Some(build)) = (minimum, device.build_number)
@@ -147,12 +153,12 @@ async fn refresh(app: &App, req: &Request, id: &str) -> Result<Response, ApiErro
         return Err(ApiError::UpgradeRequired);
     }
     let session_id = SessionId::parse(id).ok_or(ApiError::InvalidUuid)?;
-    let tokens = sessions::refresh(app, session_id, &refresh_token, device).await?;
+    let tokens = sessions::refresh(app.core(), session_id, &refresh_token, device).await?;
     Ok(http::ok(tokens))
 }
 
-fn jwks(app: &App) -> Response {
-    let mut response = http::json_response(StatusCode::OK, &app.jwt.jwks());
+fn jwks(app: &impl SmsContext) -> Response {
+    let mut response = http::json_response(StatusCode::OK, &app.core().jwt.jwks());
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),

@@ -2,7 +2,8 @@
 
 use serde_json::{Value, json};
 use shared::App;
-use shared::testkit::{self, TestResponse, request};
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 use time::Duration;
 
 async fn call_users(app: &App, req: lambda_http::Request) -> TestResponse {
@@ -343,7 +344,7 @@ async fn an_admin_may_end_anyones_session() {
     let app = testkit::app().await;
     let (_, alice) = register(&app, "correct horse").await;
     let admin_email = unique_email();
-    shared::users::create_or_promote_admin(&app, &admin_email, "admin-pass")
+    shared::service::users::create_or_promote_admin(&app, &admin_email, "admin-pass")
         .await
         .unwrap();
     let admin = login(&app, &admin_email, "admin-pass").await;

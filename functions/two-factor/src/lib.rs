@@ -5,17 +5,19 @@
 use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 use serde::Deserialize;
+use shared::domain::ids::UserId;
+use shared::domain::phone::{CountryCode, NationalNumber, PhoneNumber};
 use shared::error::FieldErrors;
-use shared::http::{self, Response};
-use shared::ids::UserId;
-use shared::phone::{CountryCode, NationalNumber, PhoneNumber};
-use shared::{Access, ApiError, App, two_factor};
+use shared::http;
+use shared::http::Response;
+use shared::service::two_factor;
+use shared::{Access, ApiError, SmsContext};
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::respond(route(app, req).await)
+pub async fn handle(app: &impl SmsContext, req: Request) -> Response {
+    http::serve("two-factor", req, |req| route(app, req)).await
 }
 
-async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
+async fn route(app: &impl SmsContext, req: Request) -> Result<Response, ApiError> {
     let (method, segments) = http::route(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, segments.as_slice()) {
@@ -68,21 +70,24 @@ impl EnrolBody {
 
 /// `POST /users/{uuid}/pending-two-factor-auth`: self only. 201 with the user, now showing
 /// `twoFactorAuth.pending: true`.
-async fn enrol(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
+async fn enrol(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
     let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
     if id != principal.user.id {
         return Err(ApiError::NoAccess);
     }
     let body: EnrolBody = http::json_body(req)?;
     let phone = body.phone()?;
-    let user = two_factor::enrol(app, &principal.user, &phone).await?;
+    let user = two_factor::enrol(app.core(), app.sms(), &principal.user, &phone).await?;
     Ok(http::data(StatusCode::CREATED, user.view()))
 }
 
 /// `GET /users/two-factor-auth/code?phoneNumber=+14155550123` (also `%2B14155550123`).
-async fn resend(app: &App, req: &Request) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::FullOrTwoFactor).await?;
+async fn resend(app: &impl SmsContext, req: &Request) -> Result<Response, ApiError> {
+    let principal = app
+        .core()
+        .authenticate(req, Access::FullOrTwoFactor)
+        .await?;
     let requested = match http::query(req).get("phoneNumber").map(|n| n.trim()) {
         None | Some("") => None,
         Some(number) => Some(PhoneNumber::parse_e164(number).ok_or_else(|| {
@@ -92,27 +97,30 @@ async fn resend(app: &App, req: &Request) -> Result<Response, ApiError> {
             )
         })?),
     };
-    two_factor::resend(app, &principal.user, requested).await?;
+    two_factor::resend(app.core(), app.sms(), &principal.user, requested).await?;
     Ok(http::no_content())
 }
 
 /// `DELETE /users/two-factor-auth`, with a full or a `2fa` token.
-async fn remove_own(app: &App, req: &Request) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::FullOrTwoFactor).await?;
+async fn remove_own(app: &impl SmsContext, req: &Request) -> Result<Response, ApiError> {
+    let principal = app
+        .core()
+        .authenticate(req, Access::FullOrTwoFactor)
+        .await?;
     let body: two_factor::CodeBody = http::json_body(req)?;
-    two_factor::remove_own(app, &principal.user, body.code()).await?;
+    two_factor::remove_own(app.core(), &principal.user, body.code()).await?;
     Ok(http::no_content())
 }
 
 /// `DELETE /users/{uuid}/two-factor-auth`: csrAdmin only, even on one's own uuid. The role is
 /// checked before the uuid, so a non-admin learns nothing about it.
-async fn remove_for(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
+async fn remove_for(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
     if !principal.user.is_admin() {
         return Err(ApiError::DisableAnotherUsersTwoFactor);
     }
     let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
-    two_factor::remove_for(app, id).await?;
+    two_factor::remove_for(app.core(), id).await?;
     Ok(http::no_content())
 }
 

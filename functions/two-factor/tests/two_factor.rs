@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shared::App;
-use shared::ids::UserId;
+use shared::domain::ids::UserId;
+use shared::security::jwt::Scope;
 use shared::store::dynamo::{Item, key};
-use shared::testkit::{self, TestResponse, request};
-use shared::token::Scope;
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 use time::Duration;
 use tokio::task::JoinSet;
 
@@ -533,7 +534,7 @@ async fn a_csr_admin_removes_another_users_2fa() {
     let app = testkit::app().await;
     let account = register(&app).await;
     let admin = register(&app).await;
-    shared::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
+    shared::service::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
         .await
         .unwrap();
     let admin_token = login(&app, &admin.email).await.body["data"]["token"]
@@ -582,7 +583,7 @@ async fn only_a_csr_admin_may_remove_2fa_by_uuid() {
 async fn admin_removal_of_an_unknown_or_deleted_user_is_404() {
     let app = testkit::app().await;
     let admin = register(&app).await;
-    shared::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
+    shared::service::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
         .await
         .unwrap();
     let token = login(&app, &admin.email).await.body["data"]["token"]
@@ -594,7 +595,7 @@ async fn admin_removal_of_an_unknown_or_deleted_user_is_404() {
         .assert_error(404, "User UUID not found.");
     let gone = register(&app).await;
     let id = UserId::parse(&gone.uuid).unwrap();
-    shared::users::soft_delete(&app, id).await.unwrap();
+    shared::service::users::soft_delete(&app, id).await.unwrap();
     admin_remove(&app, &token, &gone.uuid)
         .await
         .assert_error(404, "User UUID not found.");
@@ -660,11 +661,11 @@ async fn enrolment_is_for_oneself_with_a_valid_number() {
 }
 
 /// A provider that cannot be reached: the real SNS adapter aimed at a closed port.
-async fn unreachable_provider() -> Arc<shared::sms::SnsCodeSender> {
+async fn unreachable_provider() -> Arc<shared::notify::sns::SnsCodeSender> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     // An explicit endpoint on the service config beats AWS_ENDPOINT_URL.
     let config = aws_sdk_sns::config::Builder::from(&aws).endpoint_url("http://127.0.0.1:9");
-    Arc::new(shared::sms::SnsCodeSender::new(config))
+    Arc::new(shared::notify::sns::SnsCodeSender::new(config))
 }
 
 #[tokio::test]

@@ -5,23 +5,26 @@ use lambda_http::Request;
 use lambda_http::http::{HeaderValue, Method, header};
 use serde::Deserialize;
 use serde_json::json;
-use shared::email::Email;
-use shared::http::{self, Response};
-use shared::ids::UserId;
-use shared::password::Password;
-use shared::user::{User, parse_name};
-use shared::users::{self, NewUser};
-use shared::{Access, ApiError, App, sessions};
+use shared::domain::email::Email;
+use shared::domain::ids::UserId;
+use shared::domain::user::{User, parse_name};
+use shared::http;
+use shared::http::Response;
+use shared::security::password::Password;
+use shared::service::sessions;
+use shared::service::users;
+use shared::service::users::NewUser;
+use shared::{Access, ApiError, MailContext};
 
 mod list;
 mod profile;
 mod roles;
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::respond(route(app, req).await)
+pub async fn handle(app: &impl MailContext, req: Request) -> Response {
+    http::serve("users", req, |req| route(app, req)).await
 }
 
-async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
+async fn route(app: &impl MailContext, req: Request) -> Result<Response, ApiError> {
     let (method, segments) = http::route(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     // A method a path does not take is an unknown route, as API Gateway sees it: 404.
@@ -59,7 +62,7 @@ struct RegisterBody {
     tos_agreed_to_at: Option<serde_json::Value>,
 }
 
-async fn register(app: &App, req: &Request) -> Result<Response, ApiError> {
+async fn register(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
     let body: RegisterBody = http::json_body(req)?;
     let email = body
         .email
@@ -105,7 +108,7 @@ async fn register(app: &App, req: &Request) -> Result<Response, ApiError> {
         unreachable!("field errors were returned above");
     };
     let user = users::register(
-        app,
+        app.core(),
         NewUser {
             email,
             password,
@@ -116,7 +119,7 @@ async fn register(app: &App, req: &Request) -> Result<Response, ApiError> {
         },
     )
     .await?;
-    let tokens = sessions::open(app, &user).await?;
+    let tokens = sessions::open(app.core(), &user).await?;
     let body = json!({
         "user": user.view(),
         "token": tokens.token,
@@ -127,13 +130,13 @@ async fn register(app: &App, req: &Request) -> Result<Response, ApiError> {
     Ok(with_etag(http::ok(body), &user))
 }
 
-async fn get(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
+async fn get(app: &impl MailContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
     let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
     if principal.user.id != id && !principal.user.is_admin() {
         return Err(ApiError::NoAccess);
     }
-    let user = users::find_live(app, id)
+    let user = users::find_live(app.core(), id)
         .await?
         .ok_or(ApiError::UserNotFound)?;
     Ok(with_etag(http::ok(user.view()), &user))

@@ -1,5 +1,5 @@
 //! `GET /users` and `GET /users/count`: the admin's listing. Query parameters are parsed here;
-//! `shared::listing` reads the users.
+//! `shared::service::user_listing` reads the users.
 //!
 //! Unknown parameters are ignored (clients add cache busters), except under `filter`, where an
 //! unknown name is a field error: a mistyped filter would otherwise silently list everyone.
@@ -8,35 +8,38 @@ use std::collections::BTreeMap;
 
 use lambda_http::Request;
 use serde_json::{Value, json};
+use shared::domain::ids::UserId;
+use shared::domain::user::{Status, User};
 use shared::error::FieldErrors;
-use shared::http::{self, Response};
-use shared::ids::UserId;
-use shared::listing::{self, Column, Order, Start, UserFilters, UserQuery};
-use shared::user::{Status, User};
-use shared::{Access, ApiError, App};
+use shared::http;
+use shared::http::Response;
+use shared::service::paging::{self, Start};
+use shared::service::user_listing;
+use shared::service::user_listing::{Column, Order, UserFilters, UserQuery};
+use shared::{Access, ApiError, MailContext};
 
-pub async fn list(app: &App, req: &Request) -> Result<Response, ApiError> {
+pub async fn list(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
     admin(app, req).await?;
     let query = parse_query(&http::query(req))?;
-    let page = listing::list_users(app, &query).await?;
+    let page = user_listing::list_users(app.core(), &query).await?;
     let users: Vec<Value> = page.users.iter().map(User::view).collect();
     Ok(http::list(users, page.meta()))
 }
 
-pub async fn count(app: &App, req: &Request) -> Result<Response, ApiError> {
+pub async fn count(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
     admin(app, req).await?;
     let mut fields = FieldErrors::new();
     let filters = parse_filters(&http::query(req), &mut fields);
     if !fields.is_empty() {
         return Err(ApiError::Validation(fields));
     }
-    let count = listing::count_users(app, &filters).await?;
+    let count = user_listing::count_users(app.core(), &filters).await?;
     Ok(http::ok(json!({ "count": count })))
 }
 
 /// Only a csrAdmin lists users.
-async fn admin(app: &App, req: &Request) -> Result<(), ApiError> {
-    let principal = app.authenticate(req, Access::Full).await?;
+async fn admin(app: &impl MailContext, req: &Request) -> Result<(), ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
     if principal.user.is_admin() {
         Ok(())
     } else {
@@ -46,13 +49,13 @@ async fn admin(app: &App, req: &Request) -> Result<(), ApiError> {
 
 fn parse_query(params: &BTreeMap<String, String>) -> Result<UserQuery, ApiError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let page = listing::parse_page(get("page"))?;
+    let page = paging::parse_page(get("page"))?;
     let mut fields = FieldErrors::new();
-    let limit = match listing::parse_limit(get("limit")) {
+    let limit = match paging::parse_limit(get("limit")) {
         Ok(limit) => limit,
         Err(ApiError::Validation(errors)) => {
             fields.extend(errors);
-            listing::DEFAULT_LIMIT
+            paging::DEFAULT_LIMIT
         }
         Err(other) => return Err(other),
     };

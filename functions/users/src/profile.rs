@@ -6,15 +6,17 @@ use lambda_http::http::HeaderMap;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
-use shared::email::Email;
+use shared::domain::email::Email;
+use shared::domain::ids::UserId;
+use shared::domain::user::{Status, parse_name};
 use shared::error::FieldErrors;
-use shared::http::{self, Response};
-use shared::ids::UserId;
-use shared::password::Password;
-use shared::user::{Status, parse_name};
-use shared::users::{self, ProfileChange};
-use shared::verification;
-use shared::{Access, ApiError, App};
+use shared::http;
+use shared::http::Response;
+use shared::security::password::Password;
+use shared::service::users;
+use shared::service::users::ProfileChange;
+use shared::service::verification;
+use shared::{Access, ApiError, MailContext};
 
 use crate::with_etag;
 
@@ -122,15 +124,15 @@ impl PatchBody {
     }
 }
 
-pub async fn patch(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+pub async fn patch(app: &impl MailContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
-    let principal = app.authenticate(req, Access::Full).await?;
+    let principal = app.core().authenticate(req, Access::Full).await?;
     let is_self = principal.user.id == id;
     let is_admin = principal.user.is_admin();
     if !is_self && !is_admin {
         return Err(ApiError::UpdateAnotherUser);
     }
-    if !is_self && users::find_live(app, id).await?.is_none() {
+    if !is_self && users::find_live(app.core(), id).await?.is_none() {
         return Err(ApiError::UserNotFound);
     }
     // The two refusals of the seed come before any other rule of the body, so they look at
@@ -148,11 +150,11 @@ pub async fn patch(app: &App, req: &Request, id: &str) -> Result<Response, ApiEr
         let current = current_password
             .filter(|p| !p.is_empty())
             .ok_or(ApiError::CurrentPasswordRequired)?;
-        users::confirm_password(app, &principal.user, &current).await?;
+        users::confirm_password(app.core(), &principal.user, &current).await?;
     }
     let if_match = if_match(req.headers());
     let changed = users::change_profile(
-        app,
+        app.core(),
         id,
         change,
         Some(principal.session.id),
@@ -162,7 +164,8 @@ pub async fn patch(app: &App, req: &Request, id: &str) -> Result<Response, ApiEr
     // The change is saved: a failed mail is logged, not answered with a 5xx the client would
     // retry. `POST /users/verify-email` sends another link.
     if changed.email_changed
-        && let Err(error) = verification::send_verification_email(app, &changed.user).await
+        && let Err(error) =
+            verification::send_verification_email(app.core(), app.mailer(), &changed.user).await
     {
         tracing::error!(user = %changed.user.id, %error, "verification mail after an email change failed");
     }
@@ -194,9 +197,9 @@ struct DeleteBody {
     password: Option<String>,
 }
 
-pub async fn delete(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+pub async fn delete(app: &impl MailContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
-    let principal = app.authenticate(req, Access::Full).await?;
+    let principal = app.core().authenticate(req, Access::Full).await?;
     if principal.user.id != id && !principal.user.is_admin() {
         return Err(ApiError::NoAccess);
     }
@@ -206,8 +209,8 @@ pub async fn delete(app: &App, req: &Request, id: &str) -> Result<Response, ApiE
         .filter(|p| !p.is_empty())
         .ok_or(ApiError::PasswordRequired)?;
     // The caller re-authenticates: a stolen access token alone cannot delete an account.
-    users::confirm_password(app, &principal.user, &password).await?;
-    users::soft_delete(app, id).await?;
+    users::confirm_password(app.core(), &principal.user, &password).await?;
+    users::soft_delete(app.core(), id).await?;
     Ok(http::ok(json!({ "uuid": id, "deleted": true })))
 }
 

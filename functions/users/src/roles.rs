@@ -4,11 +4,12 @@
 use lambda_http::Request;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::http::{self, Response};
-use shared::ids::UserId;
-use shared::user::Role;
-use shared::users;
-use shared::{Access, ApiError, App};
+use shared::domain::ids::UserId;
+use shared::domain::user::Role;
+use shared::http;
+use shared::http::Response;
+use shared::service::users;
+use shared::{Access, ApiError, MailContext};
 
 use crate::with_etag;
 
@@ -18,22 +19,22 @@ struct RolesBody {
     roles: Option<Value>,
 }
 
-pub async fn put(app: &App, req: &Request, id: &str) -> Result<Response, ApiError> {
+pub async fn put(app: &impl MailContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let id = UserId::parse(id).ok_or(ApiError::InvalidUserUuidForRoles)?;
-    let principal = app.authenticate(req, Access::Full).await?;
+    let principal = app.core().authenticate(req, Access::Full).await?;
     if !principal.user.is_admin() {
         return Err(ApiError::UpdateAnotherUserRoles);
     }
     let body: RolesBody = http::json_body(req)?;
     let names = role_names(body.roles)?;
-    if users::find_live(app, id).await?.is_none() {
+    if users::find_live(app.core(), id).await?.is_none() {
         return Err(ApiError::UserNotFoundForRoles);
     }
     let roles = names
         .iter()
         .map(|name| Role::parse(name).ok_or(ApiError::RoleNotFound))
         .collect::<Result<Vec<Role>, ApiError>>()?;
-    let user = users::update(app, id, None, |user| {
+    let user = users::update(app.core(), id, None, |user| {
         user.set_roles(roles.iter().copied());
         Ok(())
     })

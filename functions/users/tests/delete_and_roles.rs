@@ -4,9 +4,10 @@ mod common;
 
 use common::{PASSWORD, admin, call, get_user, login, register, stored};
 use serde_json::{Value, json};
-use shared::ids::UserId;
-use shared::testkit::{self, TestResponse, request};
-use shared::user::Status;
+use shared::domain::ids::UserId;
+use shared::domain::user::Status;
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 
 fn delete(id: &str, token: &str, body: Value) -> lambda_http::Request {
     request("DELETE", &format!("/users/{id}"))
@@ -114,7 +115,7 @@ async fn soft_delete_hides_the_user_ends_sessions_and_frees_the_email() {
     let admin = admin(&app).await;
     let user = register(&app, "leaver").await;
     let second_session = login(&app, &user.email, PASSWORD).await.unwrap();
-    shared::users::update(&app, UserId::parse(&user.id).unwrap(), None, |u| {
+    shared::service::users::update(&app, UserId::parse(&user.id).unwrap(), None, |u| {
         u.mobile = Some("+15555550123".into());
         Ok(())
     })

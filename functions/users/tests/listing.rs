@@ -6,12 +6,14 @@ mod common;
 use common::{Account, admin, call};
 use serde_json::{Value, json};
 use shared::App;
-use shared::email::Email;
-use shared::ids::UserId;
-use shared::password::Password;
-use shared::testkit::{self, TestResponse, request};
-use shared::user::{Status, User};
-use shared::users::{self, NewUser};
+use shared::domain::email::Email;
+use shared::domain::ids::UserId;
+use shared::domain::user::{Status, User};
+use shared::security::password::Password;
+use shared::service::users;
+use shared::service::users::NewUser;
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 
 const FIRST_NAMES: [&str; 3] = ["Ada", "Grace", "alan"];
 

@@ -6,8 +6,9 @@ mod common;
 use common::{PASSWORD, admin, call, get_user, login, register, stored};
 use serde_json::{Value, json};
 use shared::ApiError;
-use shared::ids::UserId;
-use shared::testkit::{self, TestResponse, request};
+use shared::domain::ids::UserId;
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 
 fn patch(id: &str, token: &str, body: Value) -> lambda_http::Request {
     request("PATCH", &format!("/users/{id}"))
@@ -335,7 +336,7 @@ async fn changing_the_email_unverifies_it_mails_a_link_and_frees_the_old_one() {
     let app = testkit::app().await;
     let user = register(&app, "mover").await;
     let other = register(&app, "taken").await;
-    shared::users::update(&app, UserId::parse(&user.id).unwrap(), None, |u| {
+    shared::service::users::update(&app, UserId::parse(&user.id).unwrap(), None, |u| {
         u.email_verified = true;
         Ok(())
     })

@@ -1,7 +1,8 @@
 //! Registration against DynamoDB Local: uniqueness under concurrency and what a new account gets.
 
 use serde_json::json;
-use shared::testkit::{self, TestResponse, request};
+use shared::testkit;
+use shared::testkit::{TestResponse, request};
 
 fn unique_email() -> String {
     format!("reg-{}@example.com", uuid::Uuid::new_v4().simple())
@@ -37,7 +38,7 @@ async fn fifty_concurrent_registrations_of_one_email_yield_exactly_one_account()
     assert_eq!(created, 1);
     let count = app
         .users
-        .count_users(shared::store::UserPartition::Live)
+        .count_users(shared::domain::user::UserPartition::Live)
         .await
         .unwrap();
     assert_eq!(count, 1);
@@ -166,7 +167,7 @@ async fn registration_errors_use_the_seed_messages() {
     }
     let count = app
         .users
-        .count_users(shared::store::UserPartition::Live)
+        .count_users(shared::domain::user::UserPartition::Live)
         .await
         .unwrap();
     assert_eq!(count, 0, "refused registrations wrote nothing");
@@ -230,7 +231,7 @@ async fn malformed_requests_get_an_error_body_and_write_nothing() {
     }
     let count = app
         .users
-        .count_users(shared::store::UserPartition::Live)
+        .count_users(shared::domain::user::UserPartition::Live)
         .await
         .unwrap();
     assert_eq!(count, 0);

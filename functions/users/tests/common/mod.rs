@@ -6,9 +6,10 @@
 use lambda_http::Request;
 use serde_json::json;
 use shared::App;
-use shared::sessions::{self, LoginOutcome};
+use shared::domain::user::Role;
+use shared::service::sessions;
+use shared::service::sessions::LoginOutcome;
 use shared::testkit::{TestResponse, request};
-use shared::user::Role;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -48,8 +49,8 @@ pub async fn register(app: &App, prefix: &str) -> Account {
 /// A registered user given the csrAdmin role.
 pub async fn admin(app: &App) -> Account {
     let account = register(app, "admin").await;
-    let id = shared::ids::UserId::parse(&account.id).unwrap();
-    shared::users::update(app, id, None, |user| {
+    let id = shared::domain::ids::UserId::parse(&account.id).unwrap();
+    shared::service::users::update(app, id, None, |user| {
         user.set_roles([Role::CsrAdmin]);
         Ok(())
     })
@@ -78,7 +79,7 @@ pub async fn get_user(app: &App, token: &str, id: &str) -> TestResponse {
 }
 
 /// The stored user, deleted ones included.
-pub async fn stored(app: &App, id: &str) -> Option<shared::user::User> {
-    let id = shared::ids::UserId::parse(id).unwrap();
+pub async fn stored(app: &App, id: &str) -> Option<shared::domain::user::User> {
+    let id = shared::domain::ids::UserId::parse(id).unwrap();
     app.users.get_user(id).await.unwrap()
 }

@@ -8,14 +8,15 @@ use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::users::UserItem;
 use super::{
-    DynamoStore, UserItem, backend, classify, from_item, key, n, parse_ts, put, s, to_item,
+    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, s, to_item,
     transaction_error, ts, user_pk,
 };
-use crate::ids::UserId;
-use crate::store::StoreError;
-use crate::store::codes::{CodeChange, CodeStore, OneTimeCode, SmsLog};
-use crate::user::User;
+use crate::domain::StoreError;
+use crate::domain::code::{CodeChange, CodeStore, OneTimeCode, SmsLog};
+use crate::domain::ids::UserId;
+use crate::domain::user::User;
 
 const CODE_SK: &str = "CODE";
 const SMS_LOG_SK: &str = "SMSLIMIT";

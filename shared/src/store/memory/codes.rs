@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::MemoryStore;
-use crate::ids::UserId;
-use crate::store::StoreError;
-use crate::store::codes::{CodeChange, CodeStore, OneTimeCode, SmsLog};
-use crate::user::User;
+use crate::domain::StoreError;
+use crate::domain::code::{CodeChange, CodeStore, OneTimeCode, SmsLog};
+use crate::domain::ids::UserId;
+use crate::domain::user::User;
 
 #[async_trait]
 impl CodeStore for MemoryStore {

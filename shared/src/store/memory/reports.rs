@@ -1,14 +1,15 @@
-//! `ReportStore` in memory, with the same contract as the DynamoDB adapter.
+//! `ReportStore` in memory, with the same contract as the DynamoDB adapter, and the unit
+//! tests' `ReportStorage`.
 
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
 
 use super::MemoryStore;
-use crate::ids::UserId;
-use crate::reports::Report;
-use crate::store::StoreError;
-use crate::store::reports::{ReportStart, ReportStore};
+use crate::domain::StoreError;
+use crate::domain::ids::UserId;
+use crate::domain::report::{Report, ReportStart, ReportStorage, ReportStore};
 
 #[async_trait]
 impl ReportStore for MemoryStore {
@@ -61,3 +62,39 @@ impl ReportStore for MemoryStore {
 
 /// Reports of each user by sort key, for [`MemoryStore`].
 pub type MemoryReports = HashMap<UserId, BTreeMap<String, Report>>;
+
+/// Unit tests' stand-in: URLs on a reserved domain that name the object, method and expiry.
+#[derive(Clone, Default)]
+pub struct MemoryReportStorage;
+
+impl MemoryReportStorage {
+    fn url(method: &str, key: &str, starts_at: OffsetDateTime, lifetime: Duration) -> String {
+        format!(
+            "https://reports.invalid/{key}?method={method}&expires={}",
+            (starts_at + lifetime).unix_timestamp()
+        )
+    }
+}
+
+#[async_trait]
+impl ReportStorage for MemoryReportStorage {
+    async fn presign_upload(
+        &self,
+        key: &str,
+        _content_type: Option<&str>,
+        starts_at: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Result<String, StoreError> {
+        Ok(Self::url("PUT", key, starts_at, lifetime))
+    }
+
+    async fn presign_download(
+        &self,
+        key: &str,
+        _file_name: Option<&str>,
+        starts_at: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Result<String, StoreError> {
+        Ok(Self::url("GET", key, starts_at, lifetime))
+    }
+}

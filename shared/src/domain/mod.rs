@@ -1,0 +1,27 @@
+//! The domain: entities, the rules that are theirs alone, and the ports (traits) through
+//! which services reach storage and notifications. Nothing here knows AWS or HTTP.
+
+pub mod clock;
+pub mod code;
+pub mod email;
+pub mod email_token;
+pub mod ids;
+pub mod lockout;
+pub mod mail;
+pub mod phone;
+pub mod report;
+pub mod session;
+pub mod sms;
+pub mod user;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("email already in use")]
+    EmailTaken,
+    #[error("version conflict")]
+    VersionConflict,
+    #[error("not found")]
+    NotFound,
+    #[error("storage backend: {0}")]
+    Backend(String),
+}

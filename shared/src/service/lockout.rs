@@ -1,0 +1,132 @@
+//! Login lockout per email: the 5th failure within 15 minutes locks the email for 30 s; each
+//! failure after a lock ends locks it again for twice as long, up to 15 minutes; a success
+//! resets it. Unknown emails are counted too, so the lockout reveals nothing.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::ApiError;
+use crate::app::Core;
+use crate::domain::StoreError;
+use crate::domain::lockout::Lockout;
+
+pub const MAX_FAILURES: u32 = 5;
+pub const WINDOW: Duration = Duration::minutes(15);
+pub const FIRST_LOCK_SECS: i64 = 30;
+pub const MAX_LOCK_SECS: i64 = 15 * 60;
+
+/// 429 with `Retry-After` while the email is locked. Returns what was read, for `succeeded`.
+pub async fn check(core: &Core, email_key: &str) -> Result<Option<Lockout>, ApiError> {
+    let lockout = core.lockouts.get_lockout(email_key).await?;
+    let now = core.clock.now();
+    if let Some(until) = lockout.as_ref().and_then(|l| l.locked_until)
+        && until > now
+    {
+        let retry_after_secs = (until - now).whole_seconds().max(1) as u64;
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    Ok(lockout)
+}
+
+/// Counts one failed attempt (optimistically, retried on concurrent writes).
+pub async fn failed(core: &Core, email_key: &str) -> Result<(), ApiError> {
+    for _ in 0..10 {
+        let current = core.lockouts.get_lockout(email_key).await?;
+        let expected = current.as_ref().map(|l| l.version);
+        let next = next_state(current, email_key, core.clock.now());
+        match core.lockouts.put_lockout(&next, expected).await {
+            Err(StoreError::VersionConflict) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::internal("lockout update kept conflicting"))
+}
+
+/// Clears the record after a success (only when there was one, to save a write).
+pub async fn succeeded(
+    core: &Core,
+    email_key: &str,
+    read: Option<Lockout>,
+) -> Result<(), ApiError> {
+    if read.is_some() {
+        core.lockouts.clear_lockout(email_key).await?;
+    }
+    Ok(())
+}
+
+fn next_state(current: Option<Lockout>, email_key: &str, now: OffsetDateTime) -> Lockout {
+    let fresh = Lockout {
+        email_key: email_key.to_owned(),
+        failures: 0,
+        window_start: now,
+        last_failure_at: now,
+        locked_until: None,
+        lock_secs: 0,
+        version: 0,
+    };
+    let mut state = match current {
+        // Escalation is forgotten once a whole window passes without failures.
+        Some(old) if now - old.last_failure_at <= WINDOW => old,
+        Some(old) => Lockout {
+            version: old.version,
+            ..fresh
+        },
+        None => fresh,
+    };
+    state.version += 1;
+    state.last_failure_at = now;
+    if state.lock_secs > 0 {
+        // A failure after a lock ended locks again, twice as long.
+        state.lock_secs = (state.lock_secs * 2).min(MAX_LOCK_SECS);
+        state.locked_until = Some(now + Duration::seconds(state.lock_secs));
+        return state;
+    }
+    if now - state.window_start > WINDOW {
+        state.window_start = now;
+        state.failures = 0;
+    }
+    state.failures += 1;
+    if state.failures >= MAX_FAILURES {
+        state.lock_secs = FIRST_LOCK_SECS;
+        state.locked_until = Some(now + Duration::seconds(FIRST_LOCK_SECS));
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifth_failure_locks_for_thirty_seconds_then_doubles() {
+        let t0 = OffsetDateTime::now_utc();
+        let mut state = None;
+        for i in 0..5 {
+            let next = next_state(state, "a@b.co", t0 + Duration::seconds(i));
+            state = Some(next);
+        }
+        let locked = state.clone().unwrap();
+        assert_eq!(locked.lock_secs, 30);
+        assert_eq!(locked.locked_until, Some(t0 + Duration::seconds(4 + 30)));
+        let after_lock = next_state(state, "a@b.co", t0 + Duration::seconds(40));
+        assert_eq!(after_lock.lock_secs, 60);
+        let mut state = Some(after_lock);
+        for step in 0..6 {
+            state = Some(next_state(
+                state,
+                "a@b.co",
+                t0 + Duration::minutes(2 + step * 14),
+            ));
+        }
+        assert_eq!(state.unwrap().lock_secs, MAX_LOCK_SECS);
+    }
+
+    #[test]
+    fn four_failures_do_not_lock() {
+        let t0 = OffsetDateTime::now_utc();
+        let mut state = None;
+        for i in 0..4 {
+            state = Some(next_state(state, "a@b.co", t0 + Duration::seconds(i)));
+        }
+        assert_eq!(state.unwrap().locked_until, None);
+    }
+}

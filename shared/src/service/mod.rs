@@ -1,0 +1,12 @@
+//! Services: the use cases behind the routes. Each takes the ports it uses and returns domain
+//! types; route groups turn them into bodies.
+
+pub mod lockout;
+pub mod paging;
+pub mod recovery;
+pub mod reports;
+pub mod sessions;
+pub mod two_factor;
+pub mod user_listing;
+pub mod users;
+pub mod verification;

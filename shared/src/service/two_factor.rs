@@ -1,0 +1,667 @@
+//! Two-factor authentication by SMS: enrolling a number, texting codes (at enrolment, at a
+//! 2FA login and on request, within the resend limits), checking them, and removing 2FA.
+//!
+//! A code is 6 digits from the system CSPRNG, stored only as an HMAC, lives 10 minutes, is
+//! used once and allows 5 checks, counted atomically in storage. A user has at most one live
+//! code: the latest texted, whatever for. A right code proves the number it was texted to, so
+//! a 2FA login or removing verified 2FA needs a code texted to the verified number, and
+//! activating an enrolment one texted to the pending number.
+
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::app::Core;
+use crate::domain::StoreError;
+use crate::domain::code::{CodeChange, OneTimeCode, SmsLog};
+use crate::domain::ids::UserId;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::session::{Session, Stage};
+use crate::domain::sms::CodeSender;
+use crate::domain::user::User;
+use crate::security::crypto;
+use crate::security::jwt::Scope;
+use crate::service::{sessions, users};
+use crate::{ApiError, Principal};
+
+pub const CODE_DIGITS: u32 = 6;
+pub const CODE_LIFETIME: Duration = Duration::minutes(10);
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Texts to one user: at most one per this interval…
+pub const RESEND_INTERVAL: Duration = Duration::seconds(30);
+/// …and at most this many per [`SEND_WINDOW`].
+pub const SENDS_PER_WINDOW: usize = 5;
+pub const SEND_WINDOW: Duration = Duration::hours(1);
+
+/// Whether a text may be refused by the resend limits. Enrolment and 2FA login always text
+/// (their texts still count); an explicit resend is limited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limits {
+    Enforce,
+    CountOnly,
+}
+
+/// Texts a login code to the user's verified number, for a session waiting for it. If no code
+/// goes out, the waiting session is deleted too, so a failed login leaves nothing behind.
+pub async fn send_login_code(
+    core: &Core,
+    sms: &dyn CodeSender,
+    user: &User,
+    session: &Session,
+) -> Result<(), ApiError> {
+    let result = async {
+        let phone = user
+            .mobile
+            .as_deref()
+            .and_then(PhoneNumber::parse_e164)
+            .ok_or_else(|| ApiError::internal("2FA login for a user without a valid number"))?;
+        let code = text_code(core, sms, user.id, &phone, Limits::CountOnly).await?;
+        core.codes.put_code(&code).await?;
+        Ok(())
+    }
+    .await;
+    if result.is_err()
+        && let Err(error) = core.sessions.delete_session(session.id).await
+    {
+        tracing::warn!(user = %user.id, session = %session.id, %error, "waiting 2FA session not deleted after a failed code");
+    }
+    result
+}
+
+/// `POST /users/sessions/verify`. With a `2fa`-scope token it completes the login and returns
+/// the full login body. With a full token it activates the user's pending number and returns
+/// `{"user": …}` (the user now with `twoFactorAuth.enabled: true`). A wrong, expired, spent
+/// or missing code, or nothing to verify, is 400 "Code is not valid.…".
+pub async fn verify(core: &Core, principal: &Principal, code: &str) -> Result<Value, ApiError> {
+    let user = &principal.user;
+    match (principal.claims.scope, principal.session.stage) {
+        (Scope::TwoFactor, Stage::TwoFactor) => {
+            let mobile = user.mobile.as_deref().ok_or(ApiError::CodeNotValid)?;
+            let live = check_code(core, user.id, code, mobile).await?;
+            if !core.codes.consume_code(user.id, &live.id).await? {
+                return Err(ApiError::CodeNotValid);
+            }
+            let tokens = sessions::complete_two_factor(core, user, &principal.session).await?;
+            Ok(sessions::login_body(&tokens, user))
+        }
+        // That login was completed already: its 2fa token is spent.
+        (Scope::TwoFactor, Stage::Full) => Err(ApiError::InvalidToken),
+        (Scope::Full, _) => {
+            let pending = user.pending_mobile.clone().ok_or(ApiError::CodeNotValid)?;
+            let live = check_code(core, user.id, code, &pending).await?;
+            let user = save_with_code(core, user.id, CodeChange::Consume(&live.id), |user| {
+                if user.pending_mobile.as_deref() != Some(pending.as_str()) {
+                    return Err(ApiError::CodeNotValid);
+                }
+                user.mobile = user.pending_mobile.take();
+                Ok(())
+            })
+            .await?;
+            tracing::info!(user = %user.id, "2FA enabled");
+            Ok(json!({ "user": user.view() }))
+        }
+    }
+}
+
+/// Makes `phone` the user's pending number and texts it a code (always: the resend limits
+/// never refuse an enrolment, though its text counts toward them). Nothing is stored unless
+/// the text went out. Returns the saved user.
+pub async fn enrol(
+    core: &Core,
+    sms: &dyn CodeSender,
+    user: &User,
+    phone: &PhoneNumber,
+) -> Result<User, ApiError> {
+    let code = text_code(core, sms, user.id, phone, Limits::CountOnly).await?;
+    save_with_code(core, user.id, CodeChange::Put(&code), |user| {
+        user.pending_mobile = Some(phone.as_str().to_owned());
+        Ok(())
+    })
+    .await
+}
+
+/// `GET /users/two-factor-auth/code`: texts a new code to `requested`, which must be the
+/// user's verified or pending number, or by default the verified one (else the pending one).
+/// Limited to one per 30 s and five per hour per user (429 with `Retry-After`).
+pub async fn resend(
+    core: &Core,
+    sms: &dyn CodeSender,
+    user: &User,
+    requested: Option<PhoneNumber>,
+) -> Result<(), ApiError> {
+    let on_file = |number: &str| {
+        user.mobile.as_deref() == Some(number) || user.pending_mobile.as_deref() == Some(number)
+    };
+    let phone = match requested {
+        Some(phone) if on_file(phone.as_str()) => phone,
+        Some(_) => {
+            return Err(ApiError::field(
+                "phoneNumber",
+                "Must be this account's verified or pending two-factor number.",
+            ));
+        }
+        None => user
+            .mobile
+            .as_deref()
+            .or(user.pending_mobile.as_deref())
+            .and_then(PhoneNumber::parse_e164)
+            .ok_or_else(|| {
+                ApiError::field("phoneNumber", "This account has no two-factor number.")
+            })?,
+    };
+    let code = text_code(core, sms, user.id, &phone, Limits::Enforce).await?;
+    core.codes.put_code(&code).await?;
+    Ok(())
+}
+
+/// `DELETE /users/two-factor-auth`: removes the caller's verified and pending numbers. While
+/// 2FA is only pending no code is needed (a given one is ignored); once verified, a valid code
+/// texted to the verified number is. Ends no session.
+pub async fn remove_own(core: &Core, user: &User, code: Option<&str>) -> Result<(), ApiError> {
+    match user.mobile.clone() {
+        Some(mobile) => {
+            let code = code.ok_or(ApiError::CodeNotValid)?;
+            let live = check_code(core, user.id, code, &mobile).await?;
+            save_with_code(core, user.id, CodeChange::Consume(&live.id), |user| {
+                if user.mobile.as_deref() != Some(mobile.as_str()) {
+                    return Err(ApiError::CodeNotValid);
+                }
+                clear(user);
+                Ok(())
+            })
+            .await?;
+        }
+        None if user.pending_mobile.is_some() => {
+            save_with_code(core, user.id, CodeChange::Delete, |user| {
+                // Verified meanwhile: now a code is needed.
+                if user.mobile.is_some() {
+                    return Err(ApiError::CodeNotValid);
+                }
+                clear(user);
+                Ok(())
+            })
+            .await?;
+        }
+        None => return Ok(()),
+    }
+    tracing::info!(user = %user.id, "2FA removed by its user");
+    Ok(())
+}
+
+/// `DELETE /users/{uuid}/two-factor-auth` (the caller is a csrAdmin): removes another user's
+/// 2FA, verified or pending. 404 "User UUID not found." for an unknown or deleted user.
+pub async fn remove_for(core: &Core, id: UserId) -> Result<(), ApiError> {
+    let user = users::find_live(core, id)
+        .await?
+        .ok_or(ApiError::UserUuidNotFound)?;
+    if user.mobile.is_none() && user.pending_mobile.is_none() {
+        return Ok(());
+    }
+    let saved = save_with_code(core, id, CodeChange::Delete, |user| {
+        clear(user);
+        Ok(())
+    })
+    .await;
+    match saved {
+        Ok(_) => {
+            tracing::info!(user = %id, "2FA removed by a csrAdmin");
+            Ok(())
+        }
+        Err(ApiError::UserNotFound) => Err(ApiError::UserUuidNotFound),
+        Err(other) => Err(other),
+    }
+}
+
+fn clear(user: &mut User) {
+    user.mobile = None;
+    user.pending_mobile = None;
+}
+
+/// The stored form of a code: an HMAC under the core's key, bound to the code's id.
+fn code_hmac(core: &Core, code_id: &str, code: &str) -> String {
+    crypto::hmac_hex(&core.hmac_key, &format!("2fa:{code_id}:{code}"))
+}
+
+/// Counts the text toward the user's limits (refusing it first with `Enforce`), texts a fresh
+/// code to `phone`, and returns the code for the caller to store. If the provider fails, the
+/// text is uncounted and 400 "Error returned from two factor authentication provider" comes
+/// back, with nothing stored.
+async fn text_code(
+    core: &Core,
+    sms: &dyn CodeSender,
+    user: UserId,
+    phone: &PhoneNumber,
+    limits: Limits,
+) -> Result<OneTimeCode, ApiError> {
+    let now = core.clock.now();
+    count_send(core, user, now, limits).await?;
+    let code = crypto::random_digits(CODE_DIGITS);
+    if let Err(error) = sms.send_code(phone, &code).await {
+        tracing::warn!(%user, phone = %phone.redacted(), %error, "2FA code not sent");
+        if let Err(error) = uncount_send(core, user, now).await {
+            tracing::warn!(%user, %error, "failed text still counts toward the SMS limits");
+        }
+        return Err(ApiError::TwoFactorProvider);
+    }
+    tracing::info!(%user, phone = %phone.redacted(), "2FA code sent");
+    let id = crypto::random_token();
+    Ok(OneTimeCode {
+        user_id: user,
+        hmac: code_hmac(core, &id, &code),
+        id,
+        phone: phone.as_str().to_owned(),
+        expires_at: now + CODE_LIFETIME,
+        attempts: 0,
+    })
+}
+
+/// Spends one check of the user's live code on `code`: the code if it matches and was texted
+/// to `phone`, else 400 "Code is not valid.…". Input that cannot be a code spends nothing.
+async fn check_code(
+    core: &Core,
+    user: UserId,
+    code: &str,
+    phone: &str,
+) -> Result<OneTimeCode, ApiError> {
+    let well_formed =
+        code.len() == CODE_DIGITS as usize && code.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
+        return Err(ApiError::CodeNotValid);
+    }
+    let Some(live) = core
+        .codes
+        .take_attempt(user, core.clock.now(), MAX_ATTEMPTS)
+        .await?
+    else {
+        return Err(ApiError::CodeNotValid);
+    };
+    let matches = crypto::constant_time_eq(code_hmac(core, &live.id, code), &live.hmac);
+    if matches && live.phone == phone {
+        Ok(live)
+    } else {
+        Err(ApiError::CodeNotValid)
+    }
+}
+
+/// Applies `change` to the user and `code` to the user's code in one transaction, retrying on
+/// a concurrent write of the user (`change` sees fresh data each time). A code that was used
+/// or replaced meanwhile is 400 "Code is not valid.…".
+async fn save_with_code<F>(
+    core: &Core,
+    id: UserId,
+    code: CodeChange<'_>,
+    change: F,
+) -> Result<User, ApiError>
+where
+    F: Fn(&mut User) -> Result<(), ApiError>,
+{
+    for _ in 0..5 {
+        let previous = users::find_live(core, id)
+            .await?
+            .ok_or(ApiError::UserNotFound)?;
+        let mut user = previous.clone();
+        change(&mut user)?;
+        user.version = previous.version + 1;
+        user.updated_at = core.clock.now();
+        match core.codes.save_user_with_code(&user, &previous, code).await {
+            Ok(()) => return Ok(user),
+            Err(StoreError::VersionConflict) => continue,
+            Err(StoreError::NotFound) => return Err(ApiError::CodeNotValid),
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::VersionConflict)
+}
+
+/// How long until another text is allowed, if one is not allowed at `now`.
+fn wait_before_next_send(sent_at: &[OffsetDateTime], now: OffsetDateTime) -> Option<Duration> {
+    let after_last = sent_at.last().map(|last| *last + RESEND_INTERVAL - now);
+    let after_window = sent_at
+        .len()
+        .checked_sub(SENDS_PER_WINDOW)
+        .map(|oldest_counted| sent_at[oldest_counted] + SEND_WINDOW - now);
+    [after_last, after_window]
+        .into_iter()
+        .flatten()
+        .filter(|wait| wait.is_positive())
+        .max()
+}
+
+/// Records a text at `now` in the user's log (optimistically, retried on concurrent writes),
+/// refusing with 429 and `Retry-After` first when `limits` is `Enforce` and a limit is hit.
+async fn count_send(
+    core: &Core,
+    user: UserId,
+    now: OffsetDateTime,
+    limits: Limits,
+) -> Result<(), ApiError> {
+    for _ in 0..10 {
+        let current = core.codes.get_sms_log(user).await?;
+        let expected = current.as_ref().map(|log| log.version);
+        let mut log = current.unwrap_or(SmsLog {
+            user_id: user,
+            sent_at: Vec::new(),
+            version: 0,
+        });
+        log.sent_at.retain(|at| now - *at < SEND_WINDOW);
+        log.sent_at.sort();
+        if limits == Limits::Enforce
+            && let Some(wait) = wait_before_next_send(&log.sent_at, now)
+        {
+            let millis = wait.whole_milliseconds().max(1);
+            let retry_after_secs = u64::try_from((millis + 999) / 1000).unwrap_or(u64::MAX);
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+        log.sent_at.push(now);
+        // The limits never need more than the newest few.
+        let excess = log.sent_at.len().saturating_sub(SENDS_PER_WINDOW);
+        log.sent_at.drain(..excess);
+        log.version += 1;
+        match core.codes.put_sms_log(&log, expected).await {
+            Err(StoreError::VersionConflict) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::internal("SMS log update kept conflicting"))
+}
+
+/// Takes back a text counted at `at` that the provider did not send.
+async fn uncount_send(core: &Core, user: UserId, at: OffsetDateTime) -> Result<(), ApiError> {
+    for _ in 0..10 {
+        let Some(mut log) = core.codes.get_sms_log(user).await? else {
+            return Ok(());
+        };
+        let Some(index) = log.sent_at.iter().position(|sent| *sent == at) else {
+            return Ok(());
+        };
+        let expected = log.version;
+        log.sent_at.remove(index);
+        log.version += 1;
+        match core.codes.put_sms_log(&log, Some(expected)).await {
+            Err(StoreError::VersionConflict) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::internal("SMS log update kept conflicting"))
+}
+
+/// The body of `POST /users/sessions/verify` and `DELETE /users/two-factor-auth`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CodeBody {
+    code: Option<String>,
+    /// Deprecated in the seed; accepted and ignored.
+    #[serde(rename = "sessionUUID")]
+    #[allow(dead_code)]
+    session_uuid: Option<serde_json::Value>,
+}
+
+impl CodeBody {
+    /// The code, trimmed; `None` when missing or blank.
+    pub fn code(&self) -> Option<&str> {
+        self.code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::App;
+    use crate::domain::email::Email;
+    use crate::notify::memory::MemoryCodeSender;
+    use crate::security::password::Password;
+    use crate::service::users::NewUser;
+
+    const NUMBER: &str = "+14155550123";
+
+    async fn app_and_user() -> (App, Arc<MemoryCodeSender>, User) {
+        let sender = Arc::new(MemoryCodeSender::new());
+        let mut app = App::in_memory();
+        app.sms = sender.clone();
+        let user = users::register(
+            &app,
+            NewUser {
+                email: Email::parse("sms@example.com").unwrap(),
+                password: Password::parse("correct horse").unwrap(),
+                first_name: None,
+                last_name: None,
+                full_name: None,
+                marketing_opt_in: false,
+            },
+        )
+        .await
+        .unwrap();
+        (app, sender, user)
+    }
+
+    fn number() -> PhoneNumber {
+        PhoneNumber::parse_e164(NUMBER).unwrap()
+    }
+
+    async fn fresh(app: &App, user: &User) -> User {
+        users::find_live(app, user.id).await.unwrap().unwrap()
+    }
+
+    #[test]
+    fn the_resend_limits_are_one_per_30_seconds_and_five_per_hour() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(wait_before_next_send(&[], now), None);
+        let just_now = [now - Duration::seconds(10)];
+        assert_eq!(
+            wait_before_next_send(&just_now, now),
+            Some(Duration::seconds(20))
+        );
+        let earlier = [now - Duration::seconds(30)];
+        assert_eq!(wait_before_next_send(&earlier, now), None);
+        let five: Vec<_> = (1..=5)
+            .rev()
+            .map(|m| now - Duration::minutes(m * 10))
+            .collect();
+        assert_eq!(
+            wait_before_next_send(&five, now),
+            Some(Duration::minutes(10))
+        );
+        assert_eq!(wait_before_next_send(&five[1..], now), None);
+    }
+
+    #[tokio::test]
+    async fn enrolment_texts_a_code_and_verifying_it_enables_2fa() {
+        let (app, sender, user) = app_and_user().await;
+        let pending = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        assert_eq!(pending.pending_mobile.as_deref(), Some(NUMBER));
+        let code = sender.last_code_to(NUMBER).unwrap();
+        assert_eq!(
+            sender.sent()[0].message,
+            format!("Your verification code is {code}")
+        );
+
+        let (session, claims) = full_login(&app, &pending).await;
+        let principal = Principal {
+            user: pending,
+            session,
+            claims,
+        };
+        let body = verify(&app, &principal, &code).await.unwrap();
+        assert_eq!(body["user"]["twoFactorAuth"]["enabled"], true);
+        let enabled = fresh(&app, &user).await;
+        assert_eq!(
+            (enabled.mobile.as_deref(), enabled.pending_mobile),
+            (Some(NUMBER), None)
+        );
+    }
+
+    async fn full_login(app: &App, user: &User) -> (Session, crate::security::jwt::Claims) {
+        let tokens = sessions::open(app, user).await.unwrap();
+        let claims = app.jwt.verify(&tokens.token, app.clock.now()).unwrap();
+        let session = app
+            .sessions
+            .get_session(tokens.session_uuid)
+            .await
+            .unwrap()
+            .unwrap();
+        (session, claims)
+    }
+
+    #[tokio::test]
+    async fn a_provider_failure_stores_nothing_and_counts_nothing() {
+        let (app, sender, user) = app_and_user().await;
+        sender.set_failing(true);
+        let result = enrol(&app, &*app.sms, &user, &number()).await;
+        assert!(matches!(result, Err(ApiError::TwoFactorProvider)));
+        assert_eq!(fresh(&app, &user).await, user);
+        assert!(
+            app.codes
+                .get_sms_log(user.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .sent_at
+                .is_empty()
+        );
+        assert!(
+            app.codes
+                .take_attempt(user.id, app.clock.now(), MAX_ATTEMPTS)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_login_code_that_is_not_sent_takes_its_waiting_session_with_it() {
+        let (app, sender, user) = app_and_user().await;
+        let mut user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        user.mobile = user.pending_mobile.take();
+        let session = Session::new(
+            user.id,
+            user.session_epoch,
+            Stage::TwoFactor,
+            app.clock.now(),
+        );
+        app.sessions.create_session(&session).await.unwrap();
+        sender.set_failing(true);
+        let result = send_login_code(&app, &*app.sms, &user, &session).await;
+        assert!(matches!(result, Err(ApiError::TwoFactorProvider)));
+        assert_eq!(app.sessions.get_session(session.id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn five_wrong_codes_burn_the_code_and_a_new_text_ends_the_old_code() {
+        let (app, sender, user) = app_and_user().await;
+        let user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        let first = sender.last_code_to(NUMBER).unwrap();
+        let wrong = if first == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            assert!(matches!(
+                check_code(&app, user.id, wrong, NUMBER).await,
+                Err(ApiError::CodeNotValid)
+            ));
+        }
+        assert!(matches!(
+            check_code(&app, user.id, &first, NUMBER).await,
+            Err(ApiError::CodeNotValid)
+        ));
+
+        app.clock.advance(Duration::seconds(31));
+        resend(&app, &*app.sms, &user, None).await.unwrap();
+        let second = sender.last_code_to(NUMBER).unwrap();
+        if second != first {
+            assert!(check_code(&app, user.id, &first, NUMBER).await.is_err());
+        }
+        assert!(check_code(&app, user.id, &second, NUMBER).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn codes_expire_after_ten_minutes() {
+        let (app, sender, user) = app_and_user().await;
+        let user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        let code = sender.last_code_to(NUMBER).unwrap();
+        app.clock.advance(CODE_LIFETIME);
+        assert!(matches!(
+            check_code(&app, user.id, &code, NUMBER).await,
+            Err(ApiError::CodeNotValid)
+        ));
+    }
+
+    #[tokio::test]
+    async fn resends_are_limited_and_enrolment_counts_but_is_never_refused() {
+        let (app, _sender, user) = app_and_user().await;
+        let user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        match resend(&app, &*app.sms, &user, None).await {
+            Err(ApiError::TooManyRequests { retry_after_secs }) => {
+                assert!((1..=30).contains(&retry_after_secs))
+            }
+            other => panic!("expected 429, got {other:?}"),
+        }
+        for _ in 0..4 {
+            app.clock.advance(Duration::seconds(31));
+            resend(&app, &*app.sms, &user, Some(number()))
+                .await
+                .unwrap();
+        }
+        app.clock.advance(Duration::seconds(31));
+        assert!(matches!(
+            resend(&app, &*app.sms, &user, None).await,
+            Err(ApiError::TooManyRequests { .. })
+        ));
+        enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn resending_to_a_number_not_on_file_is_a_field_error() {
+        let (app, _sender, user) = app_and_user().await;
+        assert!(matches!(
+            resend(&app, &*app.sms, &user, None).await,
+            Err(ApiError::Validation(_))
+        ));
+        let user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        let other = PhoneNumber::parse_e164("+14155550199").unwrap();
+        assert!(matches!(
+            resend(&app, &*app.sms, &user, Some(other)).await,
+            Err(ApiError::Validation(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn removing_verified_2fa_needs_a_code_but_pending_2fa_does_not() {
+        let (app, sender, user) = app_and_user().await;
+        let pending = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        remove_own(&app, &pending, None).await.unwrap();
+        assert_eq!(fresh(&app, &user).await.pending_mobile, None);
+
+        let pending = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        let code = sender.last_code_to(NUMBER).unwrap();
+        let (session, claims) = full_login(&app, &pending).await;
+        verify(
+            &app,
+            &Principal {
+                user: pending,
+                session,
+                claims,
+            },
+            &code,
+        )
+        .await
+        .unwrap();
+        let enabled = fresh(&app, &user).await;
+        assert!(matches!(
+            remove_own(&app, &enabled, None).await,
+            Err(ApiError::CodeNotValid)
+        ));
+
+        app.clock.advance(Duration::seconds(31));
+        resend(&app, &*app.sms, &enabled, None).await.unwrap();
+        let code = sender.last_code_to(NUMBER).unwrap();
+        remove_own(&app, &enabled, Some(&code)).await.unwrap();
+        let removed = fresh(&app, &user).await;
+        assert_eq!((removed.mobile, removed.pending_mobile), (None, None));
+    }
+}

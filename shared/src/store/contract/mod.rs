@@ -1,0 +1,7 @@
+//! One contract suite per storage port, run against the in-memory adapter (unit tests) and
+//! the DynamoDB adapter (integration tests on DynamoDB Local).
+
+pub mod codes;
+pub mod reports;
+pub mod tokens;
+pub mod users;

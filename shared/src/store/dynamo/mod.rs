@@ -1,0 +1,211 @@
+//! The DynamoDB adapter: one table, keys as in `docs/data-model.md`, one file per aggregate.
+//! This module holds the client, the shared item helpers and the key formats.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::StoreError;
+use crate::domain::clock;
+use crate::domain::ids::{SessionId, UserId};
+
+mod codes;
+mod lockouts;
+mod reports;
+mod sessions;
+mod tokens;
+mod users;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    pub client: Client,
+    pub table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Puts an item whose stored `version` is still `expected_version` (`None`: that does not
+    /// exist yet); `VersionConflict` otherwise.
+    pub async fn put_versioned(
+        &self,
+        item: Item,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let request = match expected_version {
+            Some(version) => request
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(version)),
+            None => request.condition_expression("attribute_not_exists(pk)"),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::VersionConflict))?;
+        Ok(())
+    }
+
+    /// How many items a query matches, following its pages (`Select COUNT`: nothing is
+    /// returned but the count).
+    pub async fn count(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let output = query
+                .clone()
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            total += output.count as u64;
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// One cheap request, made at cold start so the first invoke finds the TLS connection open.
+    pub async fn warm_up(&self) {
+        let _ = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("WARMUP", "WARMUP")))
+            .send()
+            .await;
+    }
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// Turns an SDK error into a domain error, with `ConditionalCheckFailed` as `conflict`.
+pub fn classify<E, R>(error: SdkError<E, R>, conflict: StoreError) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("");
+    if code == "ConditionalCheckFailedException" {
+        conflict
+    } else {
+        StoreError::Backend(format!(
+            "{}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        ))
+    }
+}
+
+pub fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(backend)
+}
+
+pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(backend)
+}
+
+fn user_pk(id: UserId) -> String {
+    format!("USER#{id}")
+}
+
+fn email_pk(email_key: &str) -> String {
+    format!("EMAIL#{email_key}")
+}
+
+fn session_pk(id: SessionId) -> String {
+    format!("SESSION#{id}")
+}
+
+fn ts(at: OffsetDateTime) -> String {
+    clock::format(at)
+}
+
+fn parse_ts(text: &str) -> Result<OffsetDateTime, StoreError> {
+    clock::parse(text).ok_or_else(|| backend(format!("bad timestamp {text:?}")))
+}
+
+fn put(
+    table: &str,
+    item: Item,
+    condition: &str,
+    values: Option<Item>,
+) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_values(values)
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
+}
+
+fn transaction_error(
+    error: SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+    reasons_to_error: impl Fn(usize) -> StoreError,
+) -> StoreError {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+        error.as_service_error()
+    {
+        let reasons = cancel.cancellation_reasons();
+        if let Some(index) = reasons
+            .iter()
+            .position(|r| r.code() == Some("ConditionalCheckFailed"))
+        {
+            return reasons_to_error(index);
+        }
+        // Another transaction touched the same items at the same moment: the caller sees a
+        // conflict, which for a registration means someone else got the email first.
+        if reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+        {
+            return reasons_to_error(usize::MAX);
+        }
+    }
+    backend(aws_sdk_dynamodb::error::DisplayErrorContext(&error))
+}

@@ -1,0 +1,236 @@
+//! `SessionStore` on DynamoDB: `SESSION#<uuid>` items.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+use serde::{Deserialize, Serialize};
+
+use super::users::user_from_item;
+use super::{
+    DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, session_pk, to_item, ts,
+    user_pk,
+};
+use crate::domain::StoreError;
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::session::{GraceHash, Session, SessionStore, Stage};
+use crate::domain::user::User;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraceItem {
+    hash: String,
+    until: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionItem {
+    pk: String,
+    sk: String,
+    uuid: SessionId,
+    user_id: UserId,
+    epoch: u64,
+    stage: String,
+    refresh_hash: Option<String>,
+    grace_hashes: Vec<GraceItem>,
+    used_hashes: Vec<String>,
+    version: u64,
+    created_at: String,
+    last_used_at: String,
+    device_token: Option<String>,
+    platform: Option<String>,
+    app_version: Option<String>,
+    build_number: Option<u64>,
+    ttl: i64,
+}
+
+impl SessionItem {
+    fn from_session(session: &Session) -> Self {
+        Self {
+            pk: session_pk(session.id),
+            sk: "SESSION".into(),
+            uuid: session.id,
+            user_id: session.user_id,
+            epoch: session.epoch,
+            stage: match session.stage {
+                Stage::Full => "full".into(),
+                Stage::TwoFactor => "2fa".into(),
+            },
+            refresh_hash: session.refresh_hash.clone(),
+            grace_hashes: session
+                .grace_hashes
+                .iter()
+                .map(|g| GraceItem {
+                    hash: g.hash.clone(),
+                    until: ts(g.until),
+                })
+                .collect(),
+            used_hashes: session.used_hashes.clone(),
+            version: session.version,
+            created_at: ts(session.created_at),
+            last_used_at: ts(session.last_used_at),
+            device_token: session.device_token.clone(),
+            platform: session.platform.clone(),
+            app_version: session.app_version.clone(),
+            build_number: session.build_number,
+            ttl: session.expires_at().unix_timestamp(),
+        }
+    }
+
+    fn into_session(self) -> Result<Session, StoreError> {
+        Ok(Session {
+            id: self.uuid,
+            user_id: self.user_id,
+            epoch: self.epoch,
+            stage: if self.stage == "2fa" {
+                Stage::TwoFactor
+            } else {
+                Stage::Full
+            },
+            refresh_hash: self.refresh_hash,
+            grace_hashes: self
+                .grace_hashes
+                .into_iter()
+                .map(|g| {
+                    Ok(GraceHash {
+                        hash: g.hash,
+                        until: parse_ts(&g.until)?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            used_hashes: self.used_hashes,
+            version: self.version,
+            created_at: parse_ts(&self.created_at)?,
+            last_used_at: parse_ts(&self.last_used_at)?,
+            device_token: self.device_token,
+            platform: self.platform,
+            app_version: self.app_version,
+            build_number: self.build_number,
+        })
+    }
+}
+
+fn session_from_item(item: Item) -> Result<Session, StoreError> {
+    from_item::<SessionItem>(item)?.into_session()
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&SessionItem::from_session(session))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::VersionConflict))?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(session_pk(id), "SESSION")))
+            .send()
+            .await
+            .map_err(backend)?;
+        output.item.map(session_from_item).transpose()
+    }
+
+    async fn save_session(
+        &self,
+        session: &Session,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&SessionItem::from_session(session))?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(expected_version))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                use aws_sdk_dynamodb::operation::put_item::PutItemError;
+                if let Some(PutItemError::ConditionalCheckFailedException(failed)) =
+                    error.as_service_error()
+                {
+                    return Err(if failed.item().is_some() {
+                        StoreError::VersionConflict
+                    } else {
+                        StoreError::NotFound
+                    });
+                }
+                Err(classify(error, StoreError::VersionConflict))
+            }
+        }
+    }
+
+    async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(session_pk(id), "SESSION")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn get_user_and_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+    ) -> Result<(Option<User>, Option<Session>), StoreError> {
+        let keys = KeysAndAttributes::builder()
+            .keys(key(user_pk(user), "PROFILE"))
+            .keys(key(session_pk(session), "SESSION"))
+            .consistent_read(true)
+            .build()
+            .map_err(backend)?;
+        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let (mut found_user, mut found_session) = (None, None);
+        // BatchGetItem may hand back unprocessed keys under load; ask again for those only.
+        for _ in 0..5 {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                match item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                {
+                    Some("PROFILE") => found_user = Some(user_from_item(item)?),
+                    Some("SESSION") => found_session = Some(session_from_item(item)?),
+                    _ => {}
+                }
+            }
+            match output.unprocessed_keys {
+                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
+                _ => return Ok((found_user, found_session)),
+            }
+        }
+        Err(backend("BatchGetItem left keys unprocessed"))
+    }
+}

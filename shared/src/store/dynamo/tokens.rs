@@ -1,0 +1,200 @@
+//! `TokenStore` on DynamoDB: `RECOVERY#`/`VERIFY#<hash>` tokens and the mail caps.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::users::UserItem;
+use super::{
+    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, s, to_item,
+    transaction_error, ts,
+};
+use crate::domain::StoreError;
+use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore};
+use crate::domain::ids::UserId;
+use crate::domain::user::User;
+
+fn token_pk(kind: TokenKind, hash: &str) -> String {
+    match kind {
+        TokenKind::Recovery => format!("RECOVERY#{hash}"),
+        TokenKind::Verification => format!("VERIFY#{hash}"),
+    }
+}
+
+fn mail_log_pk(email_key: &str) -> String {
+    format!("RECOVERYCAP#{email_key}")
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenItem {
+    pk: String,
+    sk: String,
+    user_id: UserId,
+    email: String,
+    session_epoch: u64,
+    expires_at: String,
+    ttl: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MailLogItem {
+    pk: String,
+    sk: String,
+    email_key: String,
+    sent_at: Vec<String>,
+    version: u64,
+    ttl: i64,
+}
+
+#[async_trait]
+impl TokenStore for DynamoStore {
+    async fn put_token(&self, token: &EmailToken) -> Result<(), StoreError> {
+        let item = TokenItem {
+            pk: token_pk(token.kind, &token.hash),
+            sk: "TOKEN".into(),
+            user_id: token.user_id,
+            email: token.email_key.clone(),
+            session_epoch: token.session_epoch,
+            expires_at: ts(token.expires_at),
+            ttl: token.expires_at.unix_timestamp(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| classify(e, StoreError::VersionConflict))?;
+        Ok(())
+    }
+
+    async fn get_token(
+        &self,
+        kind: TokenKind,
+        hash: &str,
+    ) -> Result<Option<EmailToken>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(token_pk(kind, hash), "TOKEN")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let item: TokenItem = from_item(item)?;
+        Ok(Some(EmailToken {
+            kind,
+            hash: hash.to_owned(),
+            user_id: item.user_id,
+            email_key: item.email,
+            session_epoch: item.session_epoch,
+            expires_at: parse_ts(&item.expires_at)?,
+        }))
+    }
+
+    async fn redeem_token(
+        &self,
+        kind: TokenKind,
+        hash: &str,
+        now: OffsetDateTime,
+        user: &User,
+        previous: &User,
+    ) -> Result<(), StoreError> {
+        if user.email_key() != previous.email_key() || user.status != previous.status {
+            return Err(backend(
+                "redeeming a token may not change the email or status",
+            ));
+        }
+        let use_token = TransactWriteItem::builder()
+            .delete(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(token_pk(kind, hash), "TOKEN")))
+                    // Fixed-width UTC timestamps compare as text.
+                    .condition_expression("attribute_exists(pk) AND expiresAt > :now")
+                    .expression_attribute_values(":now", s(ts(now)))
+                    .build()
+                    .map_err(backend)?,
+            )
+            .build();
+        let save_user = put(
+            &self.table,
+            to_item(&UserItem::from_user(user))?,
+            "version = :v",
+            Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
+        )?;
+        self.client
+            .transact_write_items()
+            .transact_items(use_token)
+            .transact_items(save_user)
+            .send()
+            .await
+            .map_err(|error| {
+                transaction_error(error, |index| {
+                    if index == 0 {
+                        StoreError::NotFound
+                    } else {
+                        StoreError::VersionConflict
+                    }
+                })
+            })?;
+        Ok(())
+    }
+
+    async fn get_mail_log(&self, email_key: &str) -> Result<Option<MailLog>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(mail_log_pk(email_key), "CAP")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let item: MailLogItem = from_item(item)?;
+        Ok(Some(MailLog {
+            email_key: item.email_key,
+            sent_at: item
+                .sent_at
+                .iter()
+                .map(|at| parse_ts(at))
+                .collect::<Result<_, _>>()?,
+            version: item.version,
+        }))
+    }
+
+    async fn put_mail_log(
+        &self,
+        log: &MailLog,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let last = log
+            .sent_at
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let item = MailLogItem {
+            pk: mail_log_pk(&log.email_key),
+            sk: "CAP".into(),
+            email_key: log.email_key.clone(),
+            sent_at: log.sent_at.iter().copied().map(ts).collect(),
+            version: log.version,
+            ttl: (last + time::Duration::hours(1)).unix_timestamp(),
+        };
+        self.put_versioned(to_item(&item)?, expected_version).await
+    }
+}

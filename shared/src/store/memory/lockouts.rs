@@ -1,0 +1,32 @@
+//! `LockoutStore` in memory.
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::domain::StoreError;
+use crate::domain::lockout::{Lockout, LockoutStore};
+
+#[async_trait]
+impl LockoutStore for MemoryStore {
+    async fn get_lockout(&self, email_key: &str) -> Result<Option<Lockout>, StoreError> {
+        Ok(self.lockouts.lock().unwrap().get(email_key).cloned())
+    }
+
+    async fn put_lockout(
+        &self,
+        lockout: &Lockout,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut lockouts = self.lockouts.lock().unwrap();
+        if lockouts.get(&lockout.email_key).map(|l| l.version) != expected_version {
+            return Err(StoreError::VersionConflict);
+        }
+        lockouts.insert(lockout.email_key.clone(), lockout.clone());
+        Ok(())
+    }
+
+    async fn clear_lockout(&self, email_key: &str) -> Result<(), StoreError> {
+        self.lockouts.lock().unwrap().remove(email_key);
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! The in-memory adapter, for fast unit tests. Same contracts as the DynamoDB one, one file
+//! per aggregate.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::domain::code::{OneTimeCode, SmsLog};
+use crate::domain::email_token::{EmailToken, MailLog, TokenKind};
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::lockout::Lockout;
+use crate::domain::session::Session;
+use crate::domain::user::User;
+
+mod codes;
+mod lockouts;
+mod reports;
+mod sessions;
+mod tokens;
+mod users;
+
+pub use reports::MemoryReportStorage;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    users: Mutex<HashMap<UserId, User>>,
+    emails: Mutex<HashMap<String, UserId>>,
+    sessions: Mutex<HashMap<SessionId, Session>>,
+    lockouts: Mutex<HashMap<String, Lockout>>,
+    tokens: Mutex<HashMap<(TokenKind, String), EmailToken>>,
+    mail_logs: Mutex<HashMap<String, MailLog>>,
+    codes: Mutex<HashMap<UserId, OneTimeCode>>,
+    sms_logs: Mutex<HashMap<UserId, SmsLog>>,
+    pub(super) reports: Mutex<reports::MemoryReports>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}

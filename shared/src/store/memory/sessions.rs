@@ -1,0 +1,56 @@
+//! `SessionStore` in memory.
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::domain::StoreError;
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::session::{Session, SessionStore};
+use crate::domain::user::User;
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut sessions = self.sessions.lock().unwrap();
+        if sessions.contains_key(&session.id) {
+            return Err(StoreError::VersionConflict);
+        }
+        sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions.lock().unwrap().get(&id).cloned())
+    }
+
+    async fn save_session(
+        &self,
+        session: &Session,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let mut sessions = self.sessions.lock().unwrap();
+        match sessions.get(&session.id) {
+            None => Err(StoreError::NotFound),
+            Some(stored) if stored.version != expected_version => Err(StoreError::VersionConflict),
+            Some(_) => {
+                sessions.insert(session.id, session.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError> {
+        Ok(self.sessions.lock().unwrap().remove(&id).is_some())
+    }
+
+    async fn get_user_and_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+    ) -> Result<(Option<User>, Option<Session>), StoreError> {
+        Ok((
+            self.users.lock().unwrap().get(&user).cloned(),
+            self.sessions.lock().unwrap().get(&session).cloned(),
+        ))
+    }
+}
