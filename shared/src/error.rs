@@ -251,7 +251,11 @@ impl From<crate::domain::StoreError> for ApiError {
         match error {
             StoreError::EmailTaken => Self::EmailTaken,
             StoreError::VersionConflict => Self::VersionConflict,
-            StoreError::NotFound => Self::UserNotFound,
+            // Each service says what a missing item means on its route (a session, a code, a
+            // token…); one that reaches here was not expected.
+            StoreError::NotFound => {
+                Self::Internal("storage found no item where one was expected".into())
+            }
             StoreError::Backend(cause) => Self::Internal(cause),
         }
     }

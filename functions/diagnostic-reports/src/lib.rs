@@ -8,6 +8,7 @@ use shared::domain::ids::UserId;
 use shared::domain::report::NewReport;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::service::reports;
 use shared::service::reports::ListQuery;
 use shared::{Access, ApiError, ReportContext};
@@ -43,14 +44,14 @@ async fn create(app: &impl ReportContext, req: &Request) -> Result<Response, Api
         body.description.as_deref(),
     )?;
     let report = reports::create(app.core(), app.report_storage(), principal.user.id, new).await?;
-    Ok(http::created(report))
+    Ok(http::created(views::created_report(&report)))
 }
 
 async fn list(app: &impl ReportContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let principal = app.core().authenticate(req, Access::Full).await?;
     let owner = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
     let query = ListQuery::parse(&http::query(req))?;
-    let (items, meta) = reports::list(
+    let page = reports::list(
         app.core(),
         app.report_storage(),
         &principal.user,
@@ -58,5 +59,6 @@ async fn list(app: &impl ReportContext, req: &Request, id: &str) -> Result<Respo
         &query,
     )
     .await?;
-    Ok(http::list(items, meta))
+    let items: Vec<_> = page.items.iter().map(views::listed_report).collect();
+    Ok(http::list(items, views::meta(&page)))
 }

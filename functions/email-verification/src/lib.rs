@@ -5,6 +5,7 @@ use lambda_http::http::{Method, StatusCode};
 use serde_json::json;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::service::verification;
 use shared::{Access, ApiError, MailContext};
 
@@ -33,5 +34,5 @@ async fn start(app: &impl MailContext, req: &Request) -> Result<Response, ApiErr
 async fn verify(app: &impl MailContext, req: &Request, email: &str) -> Result<Response, ApiError> {
     let token = http::query(req).remove("token").unwrap_or_default();
     let user = verification::verify(app.core(), email, &token).await?;
-    Ok(http::ok(user.view()))
+    Ok(http::ok(views::user(&user)))
 }

@@ -3,10 +3,10 @@
 use lambda_http::Request;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
-use serde_json::json;
 use shared::domain::ids::SessionId;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::service::sessions;
 use shared::service::sessions::{DeviceInfo, LoginOutcome};
 use shared::{Access, ApiError, SmsContext};
@@ -40,7 +40,7 @@ async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErro
     match sessions::login(app.core(), body.email, body.password).await? {
         LoginOutcome::Complete { tokens, user } => Ok(http::data(
             StatusCode::CREATED,
-            sessions::login_body(&tokens, &user),
+            views::login(&tokens, &user),
         )),
         LoginOutcome::TwoFactorRequired { user, session } => {
             shared::service::two_factor::send_login_code(app.core(), app.sms(), &user, &session)
@@ -48,11 +48,7 @@ async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErro
             let token = sessions::two_factor_token(app.core(), &user, &session);
             Ok(http::data(
                 StatusCode::CREATED,
-                json!({
-                    "token": token,
-                    "sessionUUID": session.id,
-                    "twoFactorRequired": true,
-                }),
+                views::two_factor_login(&token, session.id),
             ))
         }
     }
@@ -65,8 +61,8 @@ async fn verify(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErr
         .await?;
     let body: shared::service::two_factor::CodeBody = http::json_body(req)?;
     let code = body.code().ok_or(ApiError::CodeRequired)?;
-    let body = shared::service::two_factor::verify(app.core(), &principal, code).await?;
-    Ok(http::data(StatusCode::CREATED, body))
+    let verified = shared::service::two_factor::verify(app.core(), &principal, code).await?;
+    Ok(http::data(StatusCode::CREATED, views::verified(&verified)))
 }
 
 async fn logout(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {

@@ -10,6 +10,7 @@ use shared::domain::phone::{CountryCode, NationalNumber, PhoneNumber};
 use shared::error::FieldErrors;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::service::two_factor;
 use shared::{Access, ApiError, SmsContext};
 
@@ -79,7 +80,7 @@ async fn enrol(app: &impl SmsContext, req: &Request, id: &str) -> Result<Respons
     let body: EnrolBody = http::json_body(req)?;
     let phone = body.phone()?;
     let user = two_factor::enrol(app.core(), app.sms(), &principal.user, &phone).await?;
-    Ok(http::data(StatusCode::CREATED, user.view()))
+    Ok(http::data(StatusCode::CREATED, views::user(&user)))
 }
 
 /// `GET /users/two-factor-auth/code?phoneNumber=+14155550123` (also `%2B14155550123`).

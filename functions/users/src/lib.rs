@@ -2,14 +2,14 @@
 //! admin listing. Also the catch-all: unknown routes answer 404 here.
 
 use lambda_http::Request;
-use lambda_http::http::{HeaderValue, Method, header};
+use lambda_http::http::Method;
 use serde::Deserialize;
-use serde_json::json;
 use shared::domain::email::Email;
 use shared::domain::ids::UserId;
-use shared::domain::user::{User, parse_name};
+use shared::domain::user::parse_name;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::security::password::Password;
 use shared::service::sessions;
 use shared::service::users;
@@ -38,14 +38,6 @@ async fn route(app: &impl MailContext, req: Request) -> Result<Response, ApiErro
         (Method::PUT, ["users", id, "roles"]) => roles::put(app, &req, id).await,
         _ => Err(ApiError::RouteNotFound),
     }
-}
-
-/// The user's version as an ETag.
-pub(crate) fn with_etag(mut response: Response, user: &User) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", user.version)) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
 }
 
 #[derive(Deserialize)]
@@ -120,14 +112,10 @@ async fn register(app: &impl MailContext, req: &Request) -> Result<Response, Api
     )
     .await?;
     let tokens = sessions::open(app.core(), &user).await?;
-    let body = json!({
-        "user": user.view(),
-        "token": tokens.token,
-        "refreshToken": tokens.refresh_token,
-        "sessionUUID": tokens.session_uuid,
-        "expiresIn": tokens.expires_in,
-    });
-    Ok(with_etag(http::ok(body), &user))
+    Ok(http::with_etag(
+        http::ok(views::registration(&tokens, &user)),
+        user.version,
+    ))
 }
 
 async fn get(app: &impl MailContext, req: &Request, id: &str) -> Result<Response, ApiError> {
@@ -139,5 +127,5 @@ async fn get(app: &impl MailContext, req: &Request, id: &str) -> Result<Response
     let user = users::find_live(app.core(), id)
         .await?
         .ok_or(ApiError::UserNotFound)?;
-    Ok(with_etag(http::ok(user.view()), &user))
+    Ok(http::with_etag(http::ok(views::user(&user)), user.version))
 }

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use lambda_http::Request;
 use serde_json::{Value, json};
 use shared::domain::ids::UserId;
-use shared::domain::user::{Status, User};
+use shared::domain::user::Status;
 use shared::error::FieldErrors;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::service::paging::{self, Start};
 use shared::service::user_listing;
 use shared::service::user_listing::{Column, Order, UserFilters, UserQuery};
@@ -22,8 +23,8 @@ pub async fn list(app: &impl MailContext, req: &Request) -> Result<Response, Api
     admin(app, req).await?;
     let query = parse_query(&http::query(req))?;
     let page = user_listing::list_users(app.core(), &query).await?;
-    let users: Vec<Value> = page.users.iter().map(User::view).collect();
-    Ok(http::list(users, page.meta()))
+    let users: Vec<Value> = page.items.iter().map(views::user).collect();
+    Ok(http::list(users, views::meta(&page)))
 }
 
 pub async fn count(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {

@@ -5,20 +5,19 @@ use lambda_http::Request;
 use lambda_http::http::HeaderMap;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use shared::domain::email::Email;
 use shared::domain::ids::UserId;
 use shared::domain::user::{Status, parse_name};
 use shared::error::FieldErrors;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::security::password::Password;
 use shared::service::users;
 use shared::service::users::ProfileChange;
 use shared::service::verification;
 use shared::{Access, ApiError, MailContext};
-
-use crate::with_etag;
 
 /// Every field is optional; names may be `null` to clear them. `roles` and `twoFactorAuth` are
 /// declared only to refuse them with a message that says where they are changed.
@@ -137,14 +136,14 @@ pub async fn patch(app: &impl MailContext, req: &Request, id: &str) -> Result<Re
     }
     // The two refusals of the seed come before any other rule of the body, so they look at
     // its keys alone.
-    let raw: Map<String, Value> = http::json_body(req)?;
+    let raw = http::json_object(req)?;
     if !is_self && raw.contains_key("password") {
         return Err(ApiError::AdminCannotSetPassword);
     }
     if !is_admin && (raw.contains_key("status") || raw.contains_key("admin")) {
         return Err(ApiError::UpdateAnotherUser);
     }
-    let body: PatchBody = http::json_body(req)?;
+    let body: PatchBody = http::from_object(raw)?;
     let (change, current_password) = body.validate()?;
     if change.password.is_some() {
         let current = current_password
@@ -169,7 +168,10 @@ pub async fn patch(app: &impl MailContext, req: &Request, id: &str) -> Result<Re
     {
         tracing::error!(user = %changed.user.id, %error, "verification mail after an email change failed");
     }
-    Ok(with_etag(http::ok(changed.user.view()), &changed.user))
+    Ok(http::with_etag(
+        http::ok(views::user(&changed.user)),
+        changed.user.version,
+    ))
 }
 
 /// The versions `If-Match` accepts: `None` without the header or with `*`. Quoted, weak and

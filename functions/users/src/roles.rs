@@ -8,10 +8,9 @@ use shared::domain::ids::UserId;
 use shared::domain::user::Role;
 use shared::http;
 use shared::http::Response;
+use shared::http::views;
 use shared::service::users;
 use shared::{Access, ApiError, MailContext};
-
-use crate::with_etag;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +42,7 @@ pub async fn put(app: &impl MailContext, req: &Request, id: &str) -> Result<Resp
         ApiError::UserNotFound => ApiError::UserNotFoundForRoles,
         other => other,
     })?;
-    Ok(with_etag(http::ok(user.view()), &user))
+    Ok(http::with_etag(http::ok(views::user(&user)), user.version))
 }
 
 /// `roles` must be an array of strings (possibly empty, which removes every role).

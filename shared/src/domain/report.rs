@@ -171,6 +171,28 @@ impl Report {
     }
 }
 
+/// How the client uploads a new report's file: a presigned `PUT` and the headers it must send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upload {
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A report just recorded, with the upload of its file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreatedReport {
+    pub report: Report,
+    pub upload: Upload,
+}
+
+/// A report in a listing, with a presigned download of its file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListedReport {
+    pub report: Report,
+    pub download_url: String,
+}
+
 /// Where a listing starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReportStart {

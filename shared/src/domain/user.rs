@@ -3,11 +3,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::domain::StoreError;
-use crate::domain::clock;
 use crate::domain::ids::SessionId;
 use crate::domain::ids::UserId;
 use async_trait::async_trait;
@@ -124,36 +122,6 @@ impl User {
         roles.sort();
         roles.dedup();
         self.roles = roles;
-    }
-
-    /// The public JSON object of API.md: exactly these keys, never a secret.
-    pub fn view(&self) -> Value {
-        let last4 = |number: &Option<String>| {
-            number.as_deref().map(|n| {
-                n.chars()
-                    .skip(n.chars().count().saturating_sub(4))
-                    .collect::<String>()
-            })
-        };
-        json!({
-            "uuid": self.id,
-            "email": self.email,
-            "emailVerified": self.email_verified,
-            "firstName": self.first_name,
-            "lastName": self.last_name,
-            "fullName": self.full_name,
-            "status": self.status.as_str(),
-            "roles": self.role_names(),
-            "marketingOptIn": self.marketing_opt_in,
-            "tosAgreedAt": self.tos_agreed_at.map(clock::format),
-            "twoFactorAuth": {
-                "enabled": self.two_factor_enabled(),
-                "mobileNumberLast4": last4(&self.mobile).or_else(|| last4(&self.pending_mobile)),
-                "pending": self.pending_mobile.is_some(),
-            },
-            "createdAt": clock::format(self.created_at),
-            "updatedAt": clock::format(self.updated_at),
-        })
     }
 }
 

@@ -7,9 +7,11 @@ use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::ApiError;
+
+pub mod views;
 
 pub type Response = lambda_http::Response<Body>;
 
@@ -37,6 +39,14 @@ pub fn ok(body: impl Serialize) -> Response {
 
 pub fn created(body: impl Serialize) -> Response {
     data(StatusCode::CREATED, body)
+}
+
+/// The response with `version` as its `ETag` (optimistic concurrency of `PATCH`).
+pub fn with_etag(mut response: Response, version: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
 }
 
 pub fn no_content() -> Response {
@@ -146,6 +156,11 @@ fn is_json(content_type: &str) -> bool {
 /// optional and which should `deny_unknown_fields`: the handler decides what is required so it
 /// can answer with the seed's messages.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    from_object(json_object(req)?)
+}
+
+/// The body as one JSON object, for a route whose rules look at its keys before its values.
+pub fn json_object(req: &Request) -> Result<Map<String, Value>, ApiError> {
     let bytes = body_bytes(req);
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
@@ -160,12 +175,18 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         Some(_) => serde_json::from_slice::<Value>(bytes)
             .map_err(|_| ApiError::BadRequest("Request body must be valid JSON.".into()))?,
     };
-    if !value.is_object() {
-        return Err(ApiError::BadRequest(
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(ApiError::BadRequest(
             "Request body must be a JSON object.".into(),
-        ));
+        )),
     }
-    serde_path_to_error::deserialize(value).map_err(|error| {
+}
+
+/// Deserializes a body object into `T`; a field of the wrong type or out of range is a field
+/// error under its own name, an unknown field one under its name.
+pub fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|error| {
         let inner = error.inner().to_string();
         if let Some(rest) = inner.strip_prefix("unknown field `") {
             let name = rest.split('`').next().unwrap_or_default();

@@ -71,6 +71,16 @@ fn cursor_tag(key: &[u8], scope: &str, payload: &str) -> String {
     tag
 }
 
+/// One page of a list and what its `meta` says.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u64,
+    pub limit: usize,
+    pub total: u64,
+    pub next_cursor: Option<String>,
+}
+
 /// Where a page starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Start {

@@ -7,18 +7,19 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::ApiError;
 use crate::app::Core;
 use crate::domain::ids::{ReportId, UserId};
 use crate::domain::report::{
-    Description, FileName, NewReport, Report, ReportStart, ReportStorage, URL_LIFETIME,
+    CreatedReport, Description, FileName, ListedReport, NewReport, Report, ReportStart,
+    ReportStorage, URL_LIFETIME, Upload,
 };
 use crate::domain::user::User;
 use crate::error::FieldErrors;
 use crate::service::paging;
-use crate::service::paging::Start;
+use crate::service::paging::{Page, Start};
 use crate::service::users;
 
 /// Records a report for `user` and presigns the upload of its file.
@@ -27,7 +28,7 @@ pub async fn create(
     storage: &dyn ReportStorage,
     user: UserId,
     new: NewReport,
-) -> Result<Value, ApiError> {
+) -> Result<CreatedReport, ApiError> {
     let now = core.clock.now();
     let report = Report {
         id: ReportId::new(),
@@ -47,24 +48,19 @@ pub async fn create(
         )
         .await?;
     core.reports.create_report(&report).await?;
-    let headers: BTreeMap<&str, &str> = report
+    let headers = report
         .content_type
-        .as_deref()
-        .map(|content_type| ("Content-Type", content_type))
-        .into_iter()
+        .iter()
+        .map(|content_type| ("Content-Type".to_owned(), content_type.clone()))
         .collect();
-    Ok(json!({
-        "uuid": report.id,
-        "userUUID": report.user_id,
-        "createdAt": crate::domain::clock::format(report.created_at),
-        "fileName": report.file_name,
-        "upload": {
-            "method": "PUT",
-            "url": url,
-            "headers": headers,
-            "expiresAt": crate::domain::clock::format(now + URL_LIFETIME),
+    Ok(CreatedReport {
+        report,
+        upload: Upload {
+            url,
+            headers,
+            expires_at: now + URL_LIFETIME,
         },
-    }))
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,7 +150,7 @@ pub async fn list(
     caller: &User,
     owner: UserId,
     query: &ListQuery,
-) -> Result<(Vec<Value>, Value), ApiError> {
+) -> Result<Page<ListedReport>, ApiError> {
     if caller.id != owner && !caller.is_admin() {
         return Err(ApiError::NoAccess);
     }
@@ -198,7 +194,7 @@ pub async fn list(
     };
     let now = core.clock.now();
     let mut items = Vec::with_capacity(reports.len());
-    for report in &reports {
+    for report in reports {
         let download_url = storage
             .presign_download(
                 &report.object_key(),
@@ -207,23 +203,18 @@ pub async fn list(
                 URL_LIFETIME,
             )
             .await?;
-        items.push(json!({
-            "uuid": report.id,
-            "userUUID": report.user_id,
-            "createdAt": crate::domain::clock::format(report.created_at),
-            "fileName": report.file_name,
-            "contentType": report.content_type,
-            "description": report.description,
-            "downloadUrl": download_url,
-        }));
+        items.push(ListedReport {
+            report,
+            download_url,
+        });
     }
-    let meta = json!({
-        "page": page,
-        "limit": query.limit,
-        "total": total,
-        "nextCursor": next_cursor,
-    });
-    Ok((items, meta))
+    Ok(Page {
+        items,
+        page,
+        limit: query.limit,
+        total,
+        next_cursor,
+    })
 }
 
 #[cfg(test)]
@@ -231,9 +222,11 @@ mod tests {
     use super::*;
     use crate::App;
     use crate::domain::email::Email;
+    use crate::http::views;
     use crate::security::password::Password;
     use crate::service::users::NewUser;
     use proptest::prelude::*;
+    use serde_json::{Value, json};
     use time::Duration;
 
     fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -272,13 +265,27 @@ mod tests {
         for i in 0..count {
             let new =
                 NewReport::parse(Some(&format!("log-{i}.txt")), Some("text/plain"), None).unwrap();
-            let created = create(app, &*app.report_storage, owner.id, new)
-                .await
-                .unwrap();
+            let created = create_json(app, owner.id, new).await.unwrap();
             ids.push(created["uuid"].as_str().unwrap().to_owned());
             app.clock.advance(Duration::seconds(1));
         }
         ids
+    }
+
+    async fn create_json(app: &App, user: UserId, new: NewReport) -> Result<Value, ApiError> {
+        let created = create(app, &*app.report_storage, user, new).await?;
+        Ok(views::created_report(&created))
+    }
+
+    async fn list_json(
+        app: &App,
+        caller: &User,
+        owner: UserId,
+        query: &ListQuery,
+    ) -> Result<(Vec<Value>, Value), ApiError> {
+        let page = list(app, &*app.report_storage, caller, owner, query).await?;
+        let items = page.items.iter().map(views::listed_report).collect();
+        Ok((items, views::meta(&page)))
     }
 
     fn uuids(items: &[Value]) -> Vec<String> {
@@ -367,9 +374,7 @@ mod tests {
             let owner = owner.clone();
             async move {
                 let query = ListQuery::parse(&params(&pairs)).unwrap();
-                list(&app, &*app.report_storage, &owner, owner.id, &query)
-                    .await
-                    .unwrap()
+                list_json(&app, &owner, owner.id, &query).await.unwrap()
             }
         };
 
@@ -403,9 +408,7 @@ mod tests {
         let mut pairs = params(&[("limit", "2"), ("order", "createdAt:asc")]);
         loop {
             let query = ListQuery::parse(&pairs).unwrap();
-            let (items, meta) = list(&app, &*app.report_storage, &owner, owner.id, &query)
-                .await
-                .unwrap();
+            let (items, meta) = list_json(&app, &owner, owner.id, &query).await.unwrap();
             seen.extend(uuids(&items));
             pages.push(meta["page"].as_u64().unwrap());
             match meta["nextCursor"].as_str() {
@@ -429,9 +432,7 @@ mod tests {
         reports(&app, &owner, 3).await;
         reports(&app, &admin, 3).await;
         let query = ListQuery::parse(&params(&[("limit", "1")])).unwrap();
-        let (_, meta) = list(&app, &*app.report_storage, &owner, owner.id, &query)
-            .await
-            .unwrap();
+        let (_, meta) = list_json(&app, &owner, owner.id, &query).await.unwrap();
         let cursor = meta["nextCursor"].as_str().unwrap();
         for (pairs, listed) in [
             (vec![("cursor", cursor), ("limit", "2")], owner.id),
@@ -452,15 +453,11 @@ mod tests {
             ),
         ] {
             let query = ListQuery::parse(&params(&pairs)).unwrap();
-            let error = list(&app, &*app.report_storage, &admin, listed, &query)
-                .await
-                .unwrap_err();
+            let error = list_json(&app, &admin, listed, &query).await.unwrap_err();
             assert!(matches!(error, ApiError::PageInvalid), "{pairs:?}");
         }
         let same = ListQuery::parse(&params(&[("cursor", cursor), ("limit", "1")])).unwrap();
-        let (items, meta) = list(&app, &*app.report_storage, &owner, owner.id, &same)
-            .await
-            .unwrap();
+        let (items, meta) = list_json(&app, &owner, owner.id, &same).await.unwrap();
         assert_eq!((items.len(), meta["page"].as_u64()), (1, Some(2)));
     }
 
@@ -475,13 +472,9 @@ mod tests {
         reports(&app, &owner, 1).await;
         let query = ListQuery::parse(&params(&[])).unwrap();
 
-        let refused = list(&app, &*app.report_storage, &other, owner.id, &query)
-            .await
-            .unwrap_err();
+        let refused = list_json(&app, &other, owner.id, &query).await.unwrap_err();
         assert!(matches!(refused, ApiError::NoAccess));
-        let (items, _) = list(&app, &*app.report_storage, &admin, owner.id, &query)
-            .await
-            .unwrap();
+        let (items, _) = list_json(&app, &admin, owner.id, &query).await.unwrap();
         assert_eq!(items.len(), 1);
 
         users::update(&app, owner.id, None, |u| {
@@ -491,9 +484,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let gone = list(&app, &*app.report_storage, &admin, owner.id, &query)
-            .await
-            .unwrap_err();
+        let gone = list_json(&app, &admin, owner.id, &query).await.unwrap_err();
         assert!(matches!(gone, ApiError::UserNotFound));
     }
 
@@ -502,25 +493,21 @@ mod tests {
         let app = App::in_memory();
         let owner = user(&app, "create@example.com").await;
         let new = NewReport::parse(Some("a.json"), Some("application/json"), Some("hi")).unwrap();
-        let created = create(&app, &*app.report_storage, owner.id, new)
-            .await
-            .unwrap();
+        let created = create_json(&app, owner.id, new).await.unwrap();
         assert_eq!(created["upload"]["method"], "PUT");
         assert_eq!(
             created["upload"]["headers"],
             json!({"Content-Type": "application/json"})
         );
         app.clock.advance(Duration::seconds(1));
-        let bare = create(&app, &*app.report_storage, owner.id, NewReport::default())
+        let bare = create_json(&app, owner.id, NewReport::default())
             .await
             .unwrap();
         assert_eq!(bare["upload"]["headers"], json!({}));
         assert!(bare["fileName"].is_null());
 
         let query = ListQuery::parse(&params(&[("order", "createdAt:asc")])).unwrap();
-        let (items, _) = list(&app, &*app.report_storage, &owner, owner.id, &query)
-            .await
-            .unwrap();
+        let (items, _) = list_json(&app, &owner, owner.id, &query).await.unwrap();
         assert_eq!(items[0]["uuid"], created["uuid"]);
         assert_eq!(items[0]["contentType"], "application/json");
         assert_eq!(items[0]["description"], "hi");

@@ -2,7 +2,6 @@
 //! and reuse detection, and logging out.
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::app::Core;
@@ -58,14 +57,6 @@ fn tokens(core: &Core, user: &User, session: &Session, refresh_token: String) ->
         session_uuid: session.id,
         expires_in,
     }
-}
-
-/// The body of a completed login: the tokens plus `twoFactorRequired: false` and the user.
-pub fn login_body(tokens: &Tokens, user: &User) -> Value {
-    let mut body = json!(tokens);
-    body["twoFactorRequired"] = json!(false);
-    body["user"] = user.view();
-    body
 }
 
 /// Upgrades a session waiting for its 2FA code to a full one, with its first refresh token.

@@ -7,7 +7,6 @@
 //! a 2FA login or removing verified 2FA needs a code texted to the verified number, and
 //! activating an enrolment one texted to the pending number.
 
-use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::app::Core;
@@ -20,7 +19,8 @@ use crate::domain::sms::CodeSender;
 use crate::domain::user::User;
 use crate::security::crypto;
 use crate::security::jwt::Scope;
-use crate::service::{sessions, users};
+use crate::service::sessions::{self, Tokens};
+use crate::service::users;
 use crate::{ApiError, Principal};
 
 pub const CODE_DIGITS: u32 = 6;
@@ -67,11 +67,19 @@ pub async fn send_login_code(
     result
 }
 
-/// `POST /users/sessions/verify`. With a `2fa`-scope token it completes the login and returns
-/// the full login body. With a full token it activates the user's pending number and returns
-/// `{"user": …}` (the user now with `twoFactorAuth.enabled: true`). A wrong, expired, spent
-/// or missing code, or nothing to verify, is 400 "Code is not valid.…".
-pub async fn verify(core: &Core, principal: &Principal, code: &str) -> Result<Value, ApiError> {
+/// What a right code at `POST /users/sessions/verify` did.
+#[derive(Debug)]
+pub enum Verified {
+    /// Completed a 2FA login.
+    LoggedIn { tokens: Tokens, user: User },
+    /// Activated the pending number; the user now has `twoFactorAuth.enabled: true`.
+    Enabled(User),
+}
+
+/// `POST /users/sessions/verify`. With a `2fa`-scope token it completes the login. With a
+/// full token it activates the user's pending number. A wrong, expired, spent or missing
+/// code, or nothing to verify, is 400 "Code is not valid.…".
+pub async fn verify(core: &Core, principal: &Principal, code: &str) -> Result<Verified, ApiError> {
     let user = &principal.user;
     match (principal.claims.scope, principal.session.stage) {
         (Scope::TwoFactor, Stage::TwoFactor) => {
@@ -81,7 +89,10 @@ pub async fn verify(core: &Core, principal: &Principal, code: &str) -> Result<Va
                 return Err(ApiError::CodeNotValid);
             }
             let tokens = sessions::complete_two_factor(core, user, &principal.session).await?;
-            Ok(sessions::login_body(&tokens, user))
+            Ok(Verified::LoggedIn {
+                tokens,
+                user: user.clone(),
+            })
         }
         // That login was completed already: its 2fa token is spent.
         (Scope::TwoFactor, Stage::Full) => Err(ApiError::InvalidToken),
@@ -97,7 +108,7 @@ pub async fn verify(core: &Core, principal: &Principal, code: &str) -> Result<Va
             })
             .await?;
             tracing::info!(user = %user.id, "2FA enabled");
-            Ok(json!({ "user": user.view() }))
+            Ok(Verified::Enabled(user))
         }
     }
 }
@@ -485,8 +496,8 @@ mod tests {
             session,
             claims,
         };
-        let body = verify(&app, &principal, &code).await.unwrap();
-        assert_eq!(body["user"]["twoFactorAuth"]["enabled"], true);
+        let verified = verify(&app, &principal, &code).await.unwrap();
+        assert!(matches!(verified, Verified::Enabled(user) if user.two_factor_enabled()));
         let enabled = fresh(&app, &user).await;
         assert_eq!(
             (enabled.mobile.as_deref(), enabled.pending_mobile),

@@ -8,14 +8,14 @@
 use std::cmp::Ordering;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::ApiError;
 use crate::app::Core;
 use crate::domain::ids::UserId;
 use crate::domain::user::{Status, User};
 use crate::domain::user::{UserPartition, user_sort_key};
-use crate::service::paging::{Start, open_cursor, seal_cursor};
+use crate::service::paging::{Page, Start, open_cursor, seal_cursor};
 
 /// The columns users can be ordered by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,29 +193,8 @@ struct CursorState {
     after: Position,
 }
 
-/// One page of users and its `meta`.
-#[derive(Clone, Debug)]
-pub struct UserPage {
-    pub users: Vec<User>,
-    pub page: u64,
-    pub limit: usize,
-    pub total: u64,
-    pub next_cursor: Option<String>,
-}
-
-impl UserPage {
-    pub fn meta(&self) -> Value {
-        json!({
-            "page": self.page,
-            "limit": self.limit,
-            "total": self.total,
-            "nextCursor": self.next_cursor,
-        })
-    }
-}
-
 /// One page of the users matching `query`.
-pub async fn list_users(core: &Core, query: &UserQuery) -> Result<UserPage, ApiError> {
+pub async fn list_users(core: &Core, query: &UserQuery) -> Result<Page<User>, ApiError> {
     let scope = query.scope();
     let (page, after) = match &query.start {
         Start::Page(page) => (*page, None),
@@ -248,8 +227,8 @@ pub async fn list_users(core: &Core, query: &UserQuery) -> Result<UserPage, ApiE
         )),
         _ => None,
     };
-    Ok(UserPage {
-        users: rows,
+    Ok(Page {
+        items: rows,
         page,
         limit: query.limit,
         total,
@@ -385,8 +364,8 @@ mod tests {
         }
     }
 
-    fn emails(page: &UserPage) -> Vec<&str> {
-        page.users.iter().map(|u| u.email.as_str()).collect()
+    fn emails(page: &Page<User>) -> Vec<&str> {
+        page.items.iter().map(|u| u.email.as_str()).collect()
     }
 
     async fn numbered(app: &App, count: usize) -> Vec<User> {
@@ -418,7 +397,7 @@ mod tests {
         let beyond = list_users(&app, &query(Order::default(), 2, Start::Page(9)))
             .await
             .unwrap();
-        assert!(beyond.users.is_empty());
+        assert!(beyond.items.is_empty());
         assert_eq!((beyond.total, beyond.next_cursor), (5, None));
     }
 
@@ -450,13 +429,13 @@ mod tests {
                 loop {
                     let page = list_users(&app, &query(order, 2, start)).await.unwrap();
                     assert_eq!(page.total, 5);
-                    walked.extend(page.users.iter().map(|u| u.email.clone()));
+                    walked.extend(page.items.iter().map(|u| u.email.clone()));
                     match page.next_cursor {
                         Some(cursor) => start = Start::Cursor(cursor),
                         None => break,
                     }
                 }
-                let expected: Vec<String> = all.users.iter().map(|u| u.email.clone()).collect();
+                let expected: Vec<String> = all.items.iter().map(|u| u.email.clone()).collect();
                 assert_eq!(walked, expected, "{column:?} ascending={ascending}");
             }
         }
@@ -488,7 +467,7 @@ mod tests {
             ["A@example.com", "b@example.com", "c@example.com"]
         );
         let page = list_users(&app, &by(Column::Status, false)).await.unwrap();
-        assert_eq!(page.users[0].email, "A@example.com");
+        assert_eq!(page.items[0].email, "A@example.com");
         let page = list_users(&app, &by(Column::CreatedAt, false))
             .await
             .unwrap();
@@ -520,7 +499,7 @@ mod tests {
                 };
                 let page = list_users(&app, &q).await.unwrap();
                 assert_eq!(page.total, count_users(&app, &filters).await.unwrap());
-                page.users.into_iter().map(|u| u.email).collect::<Vec<_>>()
+                page.items.into_iter().map(|u| u.email).collect::<Vec<_>>()
             }
         };
         let email = |e: &str| UserFilters {

@@ -136,7 +136,7 @@ impl UserStore for DynamoStore {
             .set_key(Some(key(user_pk(id), "PROFILE")))
             .send()
             .await
-            .map_err(|e| classify(e, StoreError::NotFound))?;
+            .map_err(backend)?;
         output.item.map(user_from_item).transpose()
     }
 
@@ -148,7 +148,7 @@ impl UserStore for DynamoStore {
             .set_key(Some(key(email_pk(email_key), "EMAIL")))
             .send()
             .await
-            .map_err(|e| classify(e, StoreError::NotFound))?;
+            .map_err(backend)?;
         let Some(user_id) = claim
             .item
             .as_ref()

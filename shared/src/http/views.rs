@@ -1,0 +1,120 @@
+//! The one place domain values become response bodies (API.md's shapes). Services return
+//! domain types; route groups answer with these.
+
+use serde_json::{Value, json};
+
+use crate::domain::clock;
+use crate::domain::ids::SessionId;
+use crate::domain::report::{CreatedReport, ListedReport};
+use crate::domain::user::User;
+use crate::service::paging::Page;
+use crate::service::sessions::Tokens;
+use crate::service::two_factor::Verified;
+
+/// The public user object: exactly these keys, never a secret.
+pub fn user(user: &User) -> Value {
+    let last4 = |number: &Option<String>| {
+        number.as_deref().map(|n| {
+            n.chars()
+                .skip(n.chars().count().saturating_sub(4))
+                .collect::<String>()
+        })
+    };
+    json!({
+        "uuid": user.id,
+        "email": user.email,
+        "emailVerified": user.email_verified,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "fullName": user.full_name,
+        "status": user.status.as_str(),
+        "roles": user.role_names(),
+        "marketingOptIn": user.marketing_opt_in,
+        "tosAgreedAt": user.tos_agreed_at.map(clock::format),
+        "twoFactorAuth": {
+            "enabled": user.two_factor_enabled(),
+            "mobileNumberLast4": last4(&user.mobile).or_else(|| last4(&user.pending_mobile)),
+            "pending": user.pending_mobile.is_some(),
+        },
+        "createdAt": clock::format(user.created_at),
+        "updatedAt": clock::format(user.updated_at),
+    })
+}
+
+/// `{"user": …}`.
+pub fn user_wrapped(user: &User) -> Value {
+    json!({ "user": self::user(user) })
+}
+
+/// A completed login: the tokens, `twoFactorRequired: false` and the user.
+pub fn login(tokens: &Tokens, user: &User) -> Value {
+    let mut body = json!(tokens);
+    body["twoFactorRequired"] = json!(false);
+    body["user"] = self::user(user);
+    body
+}
+
+/// A login waiting for its second factor: the `2fa`-scope token and the session.
+pub fn two_factor_login(token: &str, session: SessionId) -> Value {
+    json!({
+        "token": token,
+        "sessionUUID": session,
+        "twoFactorRequired": true,
+    })
+}
+
+/// A right code at `POST /users/sessions/verify`.
+pub fn verified(verified: &Verified) -> Value {
+    match verified {
+        Verified::LoggedIn { tokens, user } => login(tokens, user),
+        Verified::Enabled(user) => user_wrapped(user),
+    }
+}
+
+/// Registration: the user and the tokens of its first session.
+pub fn registration(tokens: &Tokens, user: &User) -> Value {
+    let mut body = json!(tokens);
+    body["user"] = self::user(user);
+    body
+}
+
+/// The `meta` of a paged list.
+pub fn meta<T>(page: &Page<T>) -> Value {
+    json!({
+        "page": page.page,
+        "limit": page.limit,
+        "total": page.total,
+        "nextCursor": page.next_cursor,
+    })
+}
+
+/// A new report and how to upload its file.
+pub fn created_report(created: &CreatedReport) -> Value {
+    let report = &created.report;
+    json!({
+        "uuid": report.id,
+        "userUUID": report.user_id,
+        "createdAt": clock::format(report.created_at),
+        "fileName": report.file_name,
+        "upload": {
+            "method": "PUT",
+            "url": created.upload.url,
+            "headers": created.upload.headers,
+            "expiresAt": clock::format(created.upload.expires_at),
+        },
+    })
+}
+
+/// A report in its owner's listing, with a presigned download.
+pub fn listed_report(listed: &ListedReport) -> Value {
+    let report = &listed.report;
+    json!({
+        "uuid": report.id,
+        "userUUID": report.user_id,
+        "createdAt": clock::format(report.created_at),
+        "fileName": report.file_name,
+        "contentType": report.content_type,
+        "description": report.description,
+        "downloadUrl": listed.download_url,
+    })
+}
