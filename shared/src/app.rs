@@ -151,6 +151,28 @@ impl Core {
     }
 }
 
+/// A function's context built at cold start from the environment.
+pub trait FromEnv: Sized {
+    fn from_env() -> impl Future<Output = Result<Self, StartupError>> + Send;
+}
+
+/// A function's `main`: logs, its context from the environment (kept for the life of the
+/// process), then the Lambda runtime handing each event to `handle`.
+pub async fn run<A, F, Fut>(handle: F) -> Result<(), lambda_http::Error>
+where
+    A: FromEnv + Sync + 'static,
+    F: Fn(&'static A, Request) -> Fut,
+    Fut: Future<Output = http::Response> + Send,
+{
+    crate::telemetry::init();
+    let app: &'static A = Box::leak(Box::new(A::from_env().await?));
+    lambda_http::run(lambda_http::service_fn(move |req| {
+        let response = handle(app, req);
+        async move { Ok::<_, lambda_http::Error>(response.await) }
+    }))
+    .await
+}
+
 /// A route group's context: at least the [`Core`].
 pub trait Context: Send + Sync {
     fn core(&self) -> &Core;
@@ -199,8 +221,8 @@ pub struct ReportsApp {
 }
 
 #[cfg(feature = "ses")]
-impl MailApp {
-    pub async fn from_env() -> Result<Self, StartupError> {
+impl FromEnv for MailApp {
+    async fn from_env() -> Result<Self, StartupError> {
         let (core, aws) = Core::from_env().await?;
         let mailer = crate::notify::ses::SesMailer::new(
             aws_sdk_ses::Client::new(&aws),
@@ -214,8 +236,8 @@ impl MailApp {
 }
 
 #[cfg(feature = "sns")]
-impl SmsApp {
-    pub async fn from_env() -> Result<Self, StartupError> {
+impl FromEnv for SmsApp {
+    async fn from_env() -> Result<Self, StartupError> {
         let (core, aws) = Core::from_env().await?;
         let sms = crate::notify::sns::SnsCodeSender::new(aws_sdk_sns::config::Builder::from(&aws));
         Ok(Self {
@@ -226,8 +248,8 @@ impl SmsApp {
 }
 
 #[cfg(feature = "s3")]
-impl ReportsApp {
-    pub async fn from_env() -> Result<Self, StartupError> {
+impl FromEnv for ReportsApp {
+    async fn from_env() -> Result<Self, StartupError> {
         let (core, aws) = Core::from_env().await?;
         Ok(Self {
             report_storage: Arc::new(s3_report_storage(&core.config, &aws)),

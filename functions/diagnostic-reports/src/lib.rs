@@ -7,20 +7,18 @@ use serde::Deserialize;
 use shared::domain::ids::UserId;
 use shared::domain::report::NewReport;
 use shared::http;
-use shared::http::Response;
 use shared::http::views;
+use shared::http::{Response, Route};
 use shared::service::reports;
 use shared::service::reports::ListQuery;
 use shared::{Access, ApiError, ReportContext};
 
 pub async fn handle(app: &impl ReportContext, req: Request) -> Response {
-    http::serve("diagnostic-reports", req, |req| route(app, req)).await
+    http::serve("diagnostic-reports", req, |req, path| route(app, req, path)).await
 }
 
-async fn route(app: &impl ReportContext, req: Request) -> Result<Response, ApiError> {
-    let (method, segments) = http::route(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (method, segments.as_slice()) {
+async fn route(app: &impl ReportContext, req: Request, path: Route) -> Result<Response, ApiError> {
+    match (path.method.clone(), path.segments().as_slice()) {
         (Method::POST, ["users", "diagnostic-reports"]) => create(app, &req).await,
         (Method::GET, ["users", id, "diagnostic-reports"]) => list(app, &req, id).await,
         _ => Err(ApiError::RouteNotFound),

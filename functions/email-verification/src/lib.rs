@@ -4,19 +4,17 @@ use lambda_http::Request;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::json;
 use shared::http;
-use shared::http::Response;
 use shared::http::views;
+use shared::http::{Response, Route};
 use shared::service::verification;
 use shared::{Access, ApiError, MailContext};
 
 pub async fn handle(app: &impl MailContext, req: Request) -> Response {
-    http::serve("email-verification", req, |req| route(app, req)).await
+    http::serve("email-verification", req, |req, path| route(app, req, path)).await
 }
 
-async fn route(app: &impl MailContext, req: Request) -> Result<Response, ApiError> {
-    let (method, segments) = http::route(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (method, segments.as_slice()) {
+async fn route(app: &impl MailContext, req: Request, path: Route) -> Result<Response, ApiError> {
+    match (path.method.clone(), path.segments().as_slice()) {
         (Method::POST, ["users", "verify-email"]) => start(app, &req).await,
         (Method::GET, ["users", "verify-email", email]) => verify(app, &req, email).await,
         _ => Err(ApiError::RouteNotFound),

@@ -7,19 +7,17 @@ use serde_json::json;
 use shared::domain::clock;
 use shared::domain::email::Email;
 use shared::http;
-use shared::http::Response;
+use shared::http::{Response, Route};
 use shared::security::password::Password;
 use shared::service::recovery;
 use shared::{ApiError, MailContext};
 
 pub async fn handle(app: &impl MailContext, req: Request) -> Response {
-    http::serve("password-recovery", req, |req| route(app, req)).await
+    http::serve("password-recovery", req, |req, path| route(app, req, path)).await
 }
 
-async fn route(app: &impl MailContext, req: Request) -> Result<Response, ApiError> {
-    let (method, segments) = http::route(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (method, segments.as_slice()) {
+async fn route(app: &impl MailContext, req: Request, path: Route) -> Result<Response, ApiError> {
+    match (path.method.clone(), path.segments().as_slice()) {
         (Method::POST, ["users", "recover-password"]) => start(app, &req).await,
         (Method::GET, ["users", "recover-password", "verify", token]) => check(app, token).await,
         (Method::POST, ["users", "recover-password", "reset-password"]) => reset(app, &req).await,

@@ -5,20 +5,18 @@ use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
 use shared::domain::ids::SessionId;
 use shared::http;
-use shared::http::Response;
 use shared::http::views;
+use shared::http::{Response, Route};
 use shared::service::sessions;
 use shared::service::sessions::{DeviceInfo, LoginOutcome};
 use shared::{Access, ApiError, SmsContext};
 
 pub async fn handle(app: &impl SmsContext, req: Request) -> Response {
-    http::serve("sessions", req, |req| route(app, req)).await
+    http::serve("sessions", req, |req, path| route(app, req, path)).await
 }
 
-async fn route(app: &impl SmsContext, req: Request) -> Result<Response, ApiError> {
-    let (method, segments) = http::route(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (method, segments.as_slice()) {
+async fn route(app: &impl SmsContext, req: Request, path: Route) -> Result<Response, ApiError> {
+    match (path.method.clone(), path.segments().as_slice()) {
         (Method::POST, ["users", "sessions"]) => login(app, &req).await,
         (Method::POST, ["users", "sessions", "verify"]) => verify(app, &req).await,
         (Method::DELETE, ["users", "sessions", id]) => logout(app, &req, id).await,

@@ -9,19 +9,17 @@ use shared::domain::ids::UserId;
 use shared::domain::phone::{CountryCode, NationalNumber, PhoneNumber};
 use shared::error::FieldErrors;
 use shared::http;
-use shared::http::Response;
 use shared::http::views;
+use shared::http::{Response, Route};
 use shared::service::two_factor;
 use shared::{Access, ApiError, SmsContext};
 
 pub async fn handle(app: &impl SmsContext, req: Request) -> Response {
-    http::serve("two-factor", req, |req| route(app, req)).await
+    http::serve("two-factor", req, |req, path| route(app, req, path)).await
 }
 
-async fn route(app: &impl SmsContext, req: Request) -> Result<Response, ApiError> {
-    let (method, segments) = http::route(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (method, segments.as_slice()) {
+async fn route(app: &impl SmsContext, req: Request, path: Route) -> Result<Response, ApiError> {
+    match (path.method.clone(), path.segments().as_slice()) {
         (Method::POST, ["users", id, "pending-two-factor-auth"]) => enrol(app, &req, id).await,
         (Method::GET, ["users", "two-factor-auth", "code"]) => resend(app, &req).await,
         (Method::DELETE, ["users", "two-factor-auth"]) => remove_own(app, &req).await,

@@ -8,8 +8,8 @@ use shared::domain::email::Email;
 use shared::domain::ids::UserId;
 use shared::domain::user::parse_name;
 use shared::http;
-use shared::http::Response;
 use shared::http::views;
+use shared::http::{Response, Route};
 use shared::security::password::Password;
 use shared::service::sessions;
 use shared::service::users;
@@ -21,14 +21,12 @@ mod profile;
 mod roles;
 
 pub async fn handle(app: &impl MailContext, req: Request) -> Response {
-    http::serve("users", req, |req| route(app, req)).await
+    http::serve("users", req, |req, path| route(app, req, path)).await
 }
 
-async fn route(app: &impl MailContext, req: Request) -> Result<Response, ApiError> {
-    let (method, segments) = http::route(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+async fn route(app: &impl MailContext, req: Request, path: Route) -> Result<Response, ApiError> {
     // A method a path does not take is an unknown route, as API Gateway sees it: 404.
-    match (method, segments.as_slice()) {
+    match (path.method.clone(), path.segments().as_slice()) {
         (Method::GET, ["users"]) => list::list(app, &req).await,
         (Method::POST, ["users"]) => register(app, &req).await,
         (Method::GET, ["users", "count"]) => list::count(app, &req).await,

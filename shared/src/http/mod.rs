@@ -74,7 +74,7 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
 pub async fn serve<F>(
     function: &'static str,
     req: Request,
-    route: impl FnOnce(Request) -> F,
+    route: impl FnOnce(Request, Route) -> F,
 ) -> Response
 where
     F: Future<Output = Result<Response, ApiError>>,
@@ -82,7 +82,8 @@ where
     let span = crate::telemetry::request_span(function, &req);
     let served = async move {
         let started = std::time::Instant::now();
-        let response = respond(route(req).await);
+        let path = Route::of(&req);
+        let response = respond(route(req, path).await);
         tracing::info!(
             status = response.status().as_u16(),
             ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -109,9 +110,24 @@ pub fn segments(req: &Request) -> Vec<String> {
         .collect()
 }
 
-/// The method and path segments, for matching with slice patterns in each group's router.
-pub fn route(req: &Request) -> (Method, Vec<String>) {
-    (req.method().clone(), segments(req))
+/// A request's method and percent-decoded path segments, for matching with slice patterns in
+/// each group's router.
+pub struct Route {
+    pub method: Method,
+    segments: Vec<String>,
+}
+
+impl Route {
+    pub fn of(req: &Request) -> Self {
+        Self {
+            method: req.method().clone(),
+            segments: segments(req),
+        }
+    }
+
+    pub fn segments(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
 }
 
 /// Query parameters, percent-decoded. A `+` stays a plus (phone numbers and emails carry it);
