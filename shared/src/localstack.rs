@@ -104,6 +104,56 @@ pub fn routes(template: &str) -> Result<Vec<Route>, Error> {
     Ok(routes)
 }
 
+/// The IAM actions each function's policy statements allow, by cargo binary (the local IAM
+/// check holds them against the actions the tests saw each function use).
+pub fn allowed_actions(
+    template: &str,
+) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
+    let mut allowed = std::collections::BTreeMap::new();
+    for (name, resource) in resources(template)? {
+        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().unwrap_or("?");
+        let binary = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::Template(format!("{name} has no Metadata.BuildProperties.Binary"))
+            })?;
+        let actions: &mut std::collections::BTreeSet<String> =
+            allowed.entry(binary.to_owned()).or_default();
+        let policies = resource
+            .get("Properties")
+            .and_then(|p| p.get("Policies"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten();
+        let statements = policies
+            .filter_map(|policy| policy.get("Statement").and_then(Value::as_sequence))
+            .flatten()
+            .filter(|statement| statement.get("Effect").and_then(Value::as_str) == Some("Allow"));
+        for statement in statements {
+            match statement.get("Action") {
+                Some(Value::String(action)) => {
+                    actions.insert(action.clone());
+                }
+                Some(Value::Sequence(list)) => {
+                    actions.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+                _ => {
+                    return Err(Error::Template(format!(
+                        "{name}: a statement without Action"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(allowed)
+}
+
 /// Creates `table_name` with the keys, indexes, billing mode and TTL of the template's
 /// `AWS::DynamoDB::Table`. Succeeds when the table already exists.
 pub async fn create_table(

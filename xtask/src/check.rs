@@ -57,14 +57,26 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
                 return Ok(ExitCode::from(stop.exit_code()));
             }
         };
+        // Every AWS request of a function in the tests is recorded for the local IAM check.
+        let iam_record = root.join(".localaws/iam-actions.txt");
+        std::fs::write(&iam_record, "")?;
         let mut step = command(&cargo);
         step.args(["nextest", "run", "--workspace"])
             .args(&nextest_args)
+            .env(crate::iam::RECORD_FILE_ENV, &iam_record)
             .current_dir(&root);
         env.apply_to_command(&mut step);
         let outcome = run_step(&mut step, &mut signals).await;
         stack.stop().await;
-        Ok(ExitCode::from(outcome?.unwrap_or(0)))
+        if let Some(code) = outcome? {
+            return Ok(ExitCode::from(code));
+        }
+        // A filtered run sees only part of what the functions do.
+        if nextest_args.is_empty() {
+            let template = std::fs::read_to_string(root.join("template.yaml"))?;
+            crate::iam::check(&template, &iam_record)?;
+        }
+        Ok(ExitCode::SUCCESS)
     })?
 }
 

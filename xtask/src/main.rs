@@ -8,6 +8,7 @@ mod check;
 mod dev;
 #[cfg(test)]
 mod events_test;
+mod iam;
 mod localenv;
 mod process;
 mod router;

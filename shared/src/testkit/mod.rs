@@ -11,6 +11,8 @@ use lambda_http::{Body, Request};
 use serde_json::Value;
 
 use crate::app::Core;
+
+pub mod iam;
 use crate::config::Config;
 use crate::domain::clock::Clock;
 use crate::store::dynamo::DynamoStore;
@@ -55,19 +57,28 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
     };
     adjust(&mut config);
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws)
+            .interceptor(iam::Recorder)
+            .build(),
+    );
     crate::localstack::create_table(&dynamodb, TEMPLATE, &config.table_name)
         .await
         .expect("creating the test table in DynamoDB Local");
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&aws)
             .force_path_style(true)
+            .interceptor(iam::Recorder)
             .build(),
     );
     crate::localstack::create_bucket(&s3, &config.reports_bucket)
         .await
         .expect("creating the test bucket in moto");
-    let ses = aws_sdk_ses::Client::new(&aws);
+    let ses = aws_sdk_ses::Client::from_conf(
+        aws_sdk_ses::config::Builder::from(&aws)
+            .interceptor(iam::Recorder)
+            .build(),
+    );
     crate::localstack::verify_sender(&ses, &config.mail_from)
         .await
         .expect("verifying the sender in moto");
@@ -82,7 +93,7 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
         core,
         mailer: Arc::new(mailer),
         sms: Arc::new(crate::notify::sns::SnsCodeSender::new(
-            aws_sdk_sns::config::Builder::from(&aws),
+            aws_sdk_sns::config::Builder::from(&aws).interceptor(iam::Recorder),
         )),
         report_storage: Arc::new(report_storage),
     }

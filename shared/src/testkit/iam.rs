@@ -1,0 +1,122 @@
+//! Records, during integration tests, every AWS request a function makes as the IAM actions it
+//! needs, so `cargo xtask test` can hold them against what `template.yaml` allows that
+//! function. A request is attributed to the function serving the request it belongs to
+//! ([`crate::telemetry::FUNCTION`]); requests made outside any function (test setup) are not
+//! recorded.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+
+/// The file the records are appended to, one `function action` per line.
+pub const RECORD_FILE_ENV: &str = "IAM_RECORD_FILE";
+
+/// The interceptor every client of the test app carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recorder;
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "IamRecorder"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Ok(function) = crate::telemetry::FUNCTION.try_with(|function| *function) else {
+            return Ok(());
+        };
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            let transaction = context.input().downcast_ref::<TransactWriteItemsInput>();
+            for action in actions(metadata.service(), metadata.name(), transaction) {
+                record(function, &action);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The IAM actions one request needs. `TransactWriteItems` has no action of its own: each of
+/// its items is authorised by the action of its kind.
+fn actions(
+    service: &str,
+    operation: &str,
+    transaction: Option<&TransactWriteItemsInput>,
+) -> Vec<String> {
+    let prefix = service.to_ascii_lowercase();
+    match transaction {
+        Some(input) if operation == "TransactWriteItems" => input
+            .transact_items()
+            .iter()
+            .flat_map(|item| {
+                [
+                    item.put().map(|_| "PutItem"),
+                    item.update().map(|_| "UpdateItem"),
+                    item.delete().map(|_| "DeleteItem"),
+                    item.condition_check().map(|_| "ConditionCheckItem"),
+                ]
+            })
+            .flatten()
+            .map(|action| format!("{prefix}:{action}"))
+            .collect(),
+        _ => vec![format!("{prefix}:{operation}")],
+    }
+}
+
+fn record(function: &str, action: &str) {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let Ok(path) = std::env::var(RECORD_FILE_ENV) else {
+        return;
+    };
+    let line = format!("{function} {action}\n");
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap();
+    if seen.insert(line.clone()) {
+        // One short append per new pair: lines from parallel test processes don't interleave.
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(error) = appended {
+            panic!("cannot record AWS actions in {path}: {error}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+
+    #[test]
+    fn a_transaction_needs_the_action_of_each_item_kind() {
+        let put = Put::builder()
+            .table_name("t")
+            .set_item(Some(Default::default()))
+            .build()
+            .unwrap();
+        let delete = Delete::builder()
+            .table_name("t")
+            .set_key(Some(Default::default()))
+            .build()
+            .unwrap();
+        let input = TransactWriteItemsInput::builder()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .build()
+            .unwrap();
+        assert_eq!(
+            actions("DynamoDB", "TransactWriteItems", Some(&input)),
+            ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+        );
+        assert_eq!(actions("SES", "SendEmail", None), ["ses:SendEmail"]);
+    }
+}
