@@ -1,5 +1,7 @@
-//! Security primitives: password hashing, access tokens, and small cryptographic helpers.
+//! Security primitives: password hashing, access tokens, small cryptographic helpers, and
+//! authenticator-app codes.
 
 pub mod crypto;
 pub mod jwt;
 pub mod password;
+pub mod totp;
