@@ -1,7 +1,8 @@
-//! Security primitives: password hashing, access tokens, small cryptographic helpers, and
-//! authenticator-app codes.
+//! Security primitives: password hashing, access tokens, small cryptographic helpers,
+//! authenticator-app codes, and sealing secrets at rest.
 
 pub mod crypto;
 pub mod jwt;
 pub mod password;
+pub mod secretbox;
 pub mod totp;
