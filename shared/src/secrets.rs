@@ -1,9 +1,10 @@
-//! The JWT signing key and the HMAC key for one-time codes, read once at cold start from
-//! Secrets Manager (AWS) or a local file (dev stack). Never logged.
+//! The JWT signing key, the HMAC key for one-time codes and the key sealing authenticator-app
+//! secrets, read once at cold start from Secrets Manager (AWS) or a local file (dev stack).
+//! Never logged.
 
 use aws_lc_rs::signature::Ed25519KeyPair;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SecretsSource;
@@ -13,12 +14,17 @@ use crate::config::SecretsSource;
 struct SecretsDocument {
     jwt_private_key_pem: String,
     hmac_key: String,
+    /// Optional here only so that its absence is reported by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    totp_key: Option<String>,
 }
 
 pub struct Secrets {
     /// PKCS#8 DER of the Ed25519 signing key.
     pub jwt_private_key_der: Vec<u8>,
     pub hmac_key: Vec<u8>,
+    /// AES-256-GCM key for authenticator-app secrets at rest.
+    pub totp_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -27,17 +33,38 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// A fresh secrets document: a new Ed25519 key (PKCS#8 PEM) and a 256-bit HMAC key.
+/// A fresh secrets document: a new Ed25519 key (PKCS#8 PEM), a 256-bit HMAC key and a 256-bit
+/// TOTP key.
 pub fn generate_secrets_json() -> String {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let der = Ed25519KeyPair::generate_pkcs8v1(&rng).expect("key generation failed");
     let body = STANDARD.encode(der.as_ref());
     let pem = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n");
     let document = SecretsDocument {
+        totp_key: Some(fresh_totp_key()),
         jwt_private_key_pem: pem,
         hmac_key: crate::security::crypto::base64url(&crate::security::crypto::random_bytes::<32>()),
     };
     serde_json::to_string_pretty(&document).expect("serializable")
+}
+
+fn fresh_totp_key() -> String {
+    URL_SAFE_NO_PAD.encode(crate::security::secretbox::SecretBox::generate_key())
+}
+
+/// `json` with the keys added that a document written before they existed lacks (`totpKey`),
+/// the others untouched; `None` when nothing is missing. For the dev stack's secrets file: a
+/// deployed secret lacking a key fails `parse` instead.
+pub fn complete_secrets_json(json: &str) -> Result<Option<String>, String> {
+    let mut document: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|_| "secrets are not a JSON object".to_owned())?;
+    if document.contains_key("totpKey") {
+        return Ok(None);
+    }
+    document.insert("totpKey".into(), fresh_totp_key().into());
+    Ok(Some(
+        serde_json::to_string_pretty(&document).expect("serializable"),
+    ))
 }
 
 pub fn parse(json: &str) -> Result<Secrets, String> {
@@ -59,9 +86,16 @@ pub fn parse(json: &str) -> Result<Secrets, String> {
     if hmac_key.len() < 32 {
         return Err("hmacKey must hold at least 32 bytes".into());
     }
+    let totp_key = document.totp_key.ok_or("totpKey is missing")?;
+    let totp_key = URL_SAFE_NO_PAD
+        .decode(totp_key.trim_end_matches('='))
+        .map_err(|_| "totpKey is not base64url".to_owned())?
+        .try_into()
+        .map_err(|_| "totpKey must hold exactly 32 bytes".to_owned())?;
     Ok(Secrets {
         jwt_private_key_der: der,
         hmac_key,
+        totp_key,
     })
 }
 
@@ -96,5 +130,71 @@ mod tests {
     fn garbage_is_refused() {
         assert!(parse("{}").is_err());
         assert!(parse(r#"{"jwtPrivateKeyPem":"nope","hmacKey":"AAAA"}"#).is_err());
+    }
+
+    /// A document as written before `totpKey` existed.
+    fn document_without_totp_key() -> String {
+        let mut document: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&generate_secrets_json()).unwrap();
+        document.remove("totpKey").unwrap();
+        serde_json::to_string(&document).unwrap()
+    }
+
+    fn with_totp_key(value: &str) -> String {
+        let mut document: serde_json::Value =
+            serde_json::from_str(&document_without_totp_key()).unwrap();
+        document["totpKey"] = value.into();
+        document.to_string()
+    }
+
+    #[test]
+    fn generated_secrets_hold_a_fresh_256_bit_totp_key() {
+        let a = parse(&generate_secrets_json()).unwrap();
+        let b = parse(&generate_secrets_json()).unwrap();
+        assert_ne!(a.totp_key, b.totp_key);
+        assert!(!format!("{a:?}").contains(&format!("{:?}", a.totp_key)));
+    }
+
+    #[test]
+    fn a_document_without_a_totp_key_is_refused_naming_it() {
+        let error = parse(&document_without_totp_key()).unwrap_err();
+        assert!(error.contains("totpKey"), "{error}");
+    }
+
+    #[test]
+    fn a_totp_key_that_is_not_32_base64url_bytes_is_refused_naming_it() {
+        let short = URL_SAFE_NO_PAD.encode([1u8; 31]);
+        let long = URL_SAFE_NO_PAD.encode([1u8; 33]);
+        for value in ["not base64!", short.as_str(), long.as_str(), ""] {
+            let error = parse(&with_totp_key(value)).unwrap_err();
+            assert!(error.contains("totpKey"), "{value:?}: {error}");
+        }
+        let exact = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        assert_eq!(parse(&with_totp_key(&exact)).unwrap().totp_key, [1u8; 32]);
+    }
+
+    #[test]
+    fn completing_an_old_document_adds_only_the_totp_key() {
+        let old = document_without_totp_key();
+        let completed = complete_secrets_json(&old).unwrap().unwrap();
+        parse(&completed).unwrap();
+        let old: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&old).unwrap();
+        let completed: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&completed).unwrap();
+        assert_eq!(completed.len(), old.len() + 1);
+        for (name, value) in &old {
+            assert_eq!(&completed[name], value, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_complete_document_is_left_alone() {
+        assert_eq!(complete_secrets_json(&generate_secrets_json()), Ok(None));
+    }
+
+    #[test]
+    fn completing_something_that_is_not_a_json_object_fails() {
+        assert!(complete_secrets_json("[]").is_err());
+        assert!(complete_secrets_json("not json").is_err());
     }
 }

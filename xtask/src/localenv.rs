@@ -124,7 +124,8 @@ impl LocalEnv {
     }
 }
 
-/// Writes fresh signing and HMAC keys to `path` unless it exists (owner-only permissions).
+/// Writes fresh keys to `path` unless it exists (owner-only permissions); to an existing file,
+/// adds the keys it was written without.
 pub fn ensure_secrets_file(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -136,7 +137,76 @@ pub fn ensure_secrets_file(path: &Path) -> io::Result<()> {
         .open(path)
     {
         Ok(mut file) => file.write_all(shared::secrets::generate_secrets_json().as_bytes()),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => complete_secrets_file(path),
         Err(error) => Err(error),
+    }
+}
+
+fn complete_secrets_file(path: &Path) -> io::Result<()> {
+    let json = std::fs::read_to_string(path)?;
+    let completed = shared::secrets::complete_secrets_json(&json).map_err(|error| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {error}", path.display()),
+        )
+    })?;
+    match completed {
+        // Rewriting in place keeps the file's owner-only permissions.
+        Some(completed) => std::fs::write(path, completed),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn scratch_file() -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("kuri-secrets-{}", uuid::Uuid::new_v4().simple()))
+            .join("secrets.json")
+    }
+
+    #[test]
+    fn a_missing_secrets_file_is_created_owner_only_and_parses() {
+        let path = scratch_file();
+        ensure_secrets_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        shared::secrets::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_existing_file_without_a_totp_key_gets_one_and_keeps_its_other_keys() {
+        let path = scratch_file();
+        ensure_secrets_file(&path).unwrap();
+        let mut document: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        document.remove("totpKey").unwrap();
+        std::fs::write(&path, serde_json::to_string(&document).unwrap()).unwrap();
+
+        ensure_secrets_file(&path).unwrap();
+
+        let completed: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(completed["hmacKey"], document["hmacKey"]);
+        assert_eq!(completed["jwtPrivateKeyPem"], document["jwtPrivateKeyPem"]);
+        shared::secrets::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_complete_file_is_left_unchanged() {
+        let path = scratch_file();
+        ensure_secrets_file(&path).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        ensure_secrets_file(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }
