@@ -18,8 +18,8 @@ use crate::service::sessions::{self, LoginOutcome, Tokens};
 use crate::service::users::{self, NewUser};
 use crate::testkit::request;
 
-/// The password of every account made here.
-pub const PASSWORD: &str = "correct horse";
+/// The password of every account made here (the one the recorded events in `events/` carry).
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A user with one full session.
 #[derive(Clone, Debug)]
