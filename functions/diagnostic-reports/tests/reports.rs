@@ -4,49 +4,12 @@
 use serde_json::{Value, json};
 use shared::App;
 use shared::testkit;
+use shared::testkit::accounts;
+use shared::testkit::accounts::Account;
 use shared::testkit::{TestResponse, request};
 
 async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
     TestResponse::from(diagnostic_reports::handle(app, req).await)
-}
-
-/// Registers a user through `POST /users`; returns (uuid, access token).
-async fn register(app: &App) -> (String, String) {
-    let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
-    let response = TestResponse::from(
-        users::handle(
-            app,
-            request("POST", "/users")
-                .json(json!({"email": email, "password": "correct horse"}))
-                .build(),
-        )
-        .await,
-    );
-    assert_eq!(response.status, 200, "{}", response.text);
-    let data = &response.body["data"];
-    (
-        data["user"]["uuid"].as_str().unwrap().to_owned(),
-        data["token"].as_str().unwrap().to_owned(),
-    )
-}
-
-/// A csrAdmin logged in through `POST /users/sessions`; returns its access token.
-async fn admin(app: &App) -> String {
-    let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
-    shared::service::users::create_or_promote_admin(app, &email, "s3cret-pass")
-        .await
-        .unwrap();
-    let response = TestResponse::from(
-        sessions::handle(
-            app,
-            request("POST", "/users/sessions")
-                .json(json!({"email": email, "password": "s3cret-pass"}))
-                .build(),
-        )
-        .await,
-    );
-    assert_eq!(response.status, 201, "{}", response.text);
-    response.body["data"]["token"].as_str().unwrap().to_owned()
 }
 
 async fn create(app: &App, token: &str, body: Value) -> TestResponse {
@@ -91,7 +54,9 @@ fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn a_report_uploaded_to_its_presigned_url_downloads_with_the_same_bytes() {
     let app = testkit::app().await;
-    let (user, token) = register(&app).await;
+    let Account {
+        uuid: user, token, ..
+    } = accounts::register(&app, "user").await;
 
     let created = create(
         &app,
@@ -197,7 +162,9 @@ async fn a_report_uploaded_to_its_presigned_url_downloads_with_the_same_bytes() 
 #[tokio::test]
 async fn without_a_content_type_the_upload_needs_no_headers() {
     let app = testkit::app().await;
-    let (user, token) = register(&app).await;
+    let Account {
+        uuid: user, token, ..
+    } = accounts::register(&app, "user").await;
     let created = create(&app, &token, json!({})).await;
     assert_eq!(created.status, 201, "{}", created.text);
     let report = &created.body["data"];
@@ -237,8 +204,12 @@ async fn without_a_content_type_the_upload_needs_no_headers() {
 #[tokio::test]
 async fn another_user_gets_403_and_a_csr_admin_may_list() {
     let app = testkit::app().await;
-    let (owner, owner_token) = register(&app).await;
-    let (_, other_token) = register(&app).await;
+    let Account {
+        uuid: owner,
+        token: owner_token,
+        ..
+    } = accounts::register(&app, "user").await;
+    let other_token = accounts::register(&app, "user").await.token;
     assert_eq!(
         create(&app, &owner_token, json!({"fileName": "a.txt"}))
             .await
@@ -250,7 +221,7 @@ async fn another_user_gets_403_and_a_csr_admin_may_list() {
         .await
         .assert_error(403, "No Access.");
 
-    let listed = list(&app, &admin(&app).await, &owner, "").await;
+    let listed = list(&app, &accounts::admin(&app).await.token, &owner, "").await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert_eq!(listed.body["data"][0]["fileName"], "a.txt");
 }
@@ -258,9 +229,13 @@ async fn another_user_gets_403_and_a_csr_admin_may_list() {
 #[tokio::test]
 async fn a_deleted_users_reports_are_no_longer_listed() {
     let app = testkit::app().await;
-    let (owner, owner_token) = register(&app).await;
+    let Account {
+        uuid: owner,
+        token: owner_token,
+        ..
+    } = accounts::register(&app, "user").await;
     assert_eq!(create(&app, &owner_token, json!({})).await.status, 201);
-    let admin = admin(&app).await;
+    let admin = accounts::admin(&app).await.token;
     assert_eq!(list(&app, &admin, &owner, "").await.status, 200);
 
     let id = shared::domain::ids::UserId::parse(&owner).unwrap();
@@ -283,7 +258,9 @@ async fn a_deleted_users_reports_are_no_longer_listed() {
 #[tokio::test]
 async fn listing_pages_newest_first_by_default_and_follows_cursors() {
     let app = testkit::app().await;
-    let (user, token) = register(&app).await;
+    let Account {
+        uuid: user, token, ..
+    } = accounts::register(&app, "user").await;
     let mut created = Vec::new();
     for i in 0..5 {
         let response = create(&app, &token, json!({"fileName": format!("log-{i}.txt")})).await;
@@ -332,7 +309,9 @@ async fn listing_pages_newest_first_by_default_and_follows_cursors() {
 #[tokio::test]
 async fn bad_paging_answers_like_the_user_listing() {
     let app = testkit::app().await;
-    let (user, token) = register(&app).await;
+    let Account {
+        uuid: user, token, ..
+    } = accounts::register(&app, "user").await;
     for query in [
         "?page=0",
         "?page=abc",
@@ -362,7 +341,7 @@ async fn bad_paging_answers_like_the_user_listing() {
 #[tokio::test]
 async fn malformed_uuids_and_missing_tokens_are_refused() {
     let app = testkit::app().await;
-    let (_, token) = register(&app).await;
+    let token = accounts::register(&app, "user").await.token;
     for bad in [
         "not-a-uuid",
         "{4f8e2a4c-1b7d-4c1e-9a3b-0c5d6e7f8a9b}",
@@ -390,7 +369,7 @@ async fn malformed_uuids_and_missing_tokens_are_refused() {
 #[tokio::test]
 async fn bad_create_fields_are_field_errors_under_their_names() {
     let app = testkit::app().await;
-    let (_, token) = register(&app).await;
+    let token = accounts::register(&app, "user").await.token;
     for (body, field) in [
         (json!({"contentType": "text/html"}), "contentType"),
         (
@@ -422,7 +401,9 @@ async fn bad_create_fields_are_field_errors_under_their_names() {
 #[tokio::test]
 async fn the_api_gateway_events_reach_both_routes() {
     let app = testkit::app().await;
-    let (user, token) = register(&app).await;
+    let Account {
+        uuid: user, token, ..
+    } = accounts::register(&app, "user").await;
     let created = call(
         &app,
         testkit::event("diagnostic-reports-create", &token, &user),

@@ -1,11 +1,12 @@
 //! Email verification against DynamoDB Local and moto's SES: the mailed link is read back
 //! from what moto recorded as sent and opened as is.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::App;
-use shared::domain::ids::UserId;
 use shared::domain::user::Status;
 use shared::testkit;
+use shared::testkit::accounts;
+use shared::testkit::accounts::Account;
 use shared::testkit::{TestResponse, request};
 use time::Duration;
 
@@ -22,22 +23,9 @@ fn unique_email() -> String {
     format!("Verify+{}@Example.com", uuid::Uuid::new_v4().simple())
 }
 
-/// Registers (and so logs in) a user; returns (email, registration body).
-async fn register(app: &App) -> (String, Value) {
-    let email = unique_email();
-    let response = call_users(
-        app,
-        request("POST", "/users")
-            .json(json!({"email": email, "password": "correct horse"}))
-            .build(),
-    )
-    .await;
-    assert_eq!(response.status, 200, "{}", response.text);
-    (email, response.body["data"].clone())
-}
-
-fn user_id(registration: &Value) -> UserId {
-    UserId::parse(registration["user"]["uuid"].as_str().unwrap()).unwrap()
+/// A user registered (and so logged in) at a [`unique_email`].
+async fn register(app: &App) -> Account {
+    accounts::register_email(app, &unique_email()).await
 }
 
 async fn start(app: &App, access_token: &str) -> TestResponse {
@@ -51,10 +39,10 @@ async fn start(app: &App, access_token: &str) -> TestResponse {
 }
 
 /// Asks for a verification mail and returns the path and query of its link.
-async fn mailed_link(app: &App, email: &str, registration: &Value) -> String {
-    let started = start(app, registration["token"].as_str().unwrap()).await;
+async fn mailed_link(app: &App, account: &Account) -> String {
+    let started = start(app, &account.token).await;
     assert_eq!(started.status, 201, "{}", started.text);
-    let mails = testkit::emails_to(email).await;
+    let mails = testkit::emails_to(&account.email).await;
     let body = mails.last().expect("a mail was sent")["body"]
         .as_str()
         .unwrap()
@@ -83,10 +71,11 @@ async fn open(app: &App, path_and_query: &str) -> TestResponse {
 #[tokio::test]
 async fn the_mailed_link_verifies_the_email_once() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    assert_eq!(registration["user"]["emailVerified"], false);
+    let registration = register(&app).await;
+    let email = registration.email.clone();
+    assert_eq!(registration.body["user"]["emailVerified"], false);
 
-    let started = start(&app, registration["token"].as_str().unwrap()).await;
+    let started = start(&app, &registration.token).await;
     assert_eq!(started.status, 201, "{}", started.text);
     assert_eq!(started.body, json!({"data": {}}));
     let mails = testkit::emails_to(&email).await;
@@ -105,15 +94,12 @@ async fn the_mailed_link_verifies_the_email_once() {
     assert_eq!(verified.status, 200, "{}", verified.text);
     assert_eq!(verified.body["data"]["emailVerified"], true);
     assert_eq!(verified.body["data"]["email"], email);
-    assert_eq!(verified.body["data"]["uuid"], registration["user"]["uuid"]);
+    assert_eq!(verified.body["data"]["uuid"], registration.uuid.as_str());
     assert!(verified.body["data"].get("passwordHash").is_none());
 
-    let uuid = registration["user"]["uuid"].as_str().unwrap();
     let read = call_users(
         &app,
-        request("GET", &format!("/users/{uuid}"))
-            .bearer(registration["token"].as_str().unwrap())
-            .build(),
+        accounts::get_user_request(&registration.token, &registration.uuid),
     )
     .await;
     assert_eq!(read.body["data"]["emailVerified"], true, "{}", read.text);
@@ -126,8 +112,9 @@ async fn the_mailed_link_verifies_the_email_once() {
 #[tokio::test]
 async fn the_path_email_must_match_the_token_ignoring_case() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    let link = mailed_link(&app, &email, &registration).await;
+    let registration = register(&app).await;
+    let email = registration.email.clone();
+    let link = mailed_link(&app, &registration).await;
     let token = token_of(&link).to_owned();
 
     let other = unique_email();
@@ -154,8 +141,8 @@ async fn the_path_email_must_match_the_token_ignoring_case() {
 #[tokio::test]
 async fn an_expired_link_is_refused() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    let link = mailed_link(&app, &email, &registration).await;
+    let registration = register(&app).await;
+    let link = mailed_link(&app, &registration).await;
     app.clock
         .advance(Duration::hours(24) + Duration::minutes(1));
     open(&app, &link)
@@ -166,7 +153,7 @@ async fn an_expired_link_is_refused() {
 #[tokio::test]
 async fn unknown_or_missing_tokens_are_refused() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = register(&app).await.email;
     let path = format!("/users/verify-email/{}", email.replace('+', "%2B"));
     let made_up = shared::security::crypto::random_token();
     for link in [
@@ -183,10 +170,10 @@ async fn unknown_or_missing_tokens_are_refused() {
 #[tokio::test]
 async fn a_link_for_an_address_the_user_left_is_refused() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    let link = mailed_link(&app, &email, &registration).await;
+    let registration = register(&app).await;
+    let link = mailed_link(&app, &registration).await;
     let new_email = unique_email();
-    shared::service::users::update(&app, user_id(&registration), None, |user| {
+    shared::service::users::update(&app, registration.user_id(), None, |user| {
         user.email = new_email.clone();
         user.email_verified = false;
         Ok(())
@@ -201,9 +188,9 @@ async fn a_link_for_an_address_the_user_left_is_refused() {
 #[tokio::test]
 async fn a_link_opened_after_deactivation_is_refused_and_the_user_cannot_ask_again() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    let link = mailed_link(&app, &email, &registration).await;
-    shared::service::users::update(&app, user_id(&registration), None, |user| {
+    let registration = register(&app).await;
+    let link = mailed_link(&app, &registration).await;
+    shared::service::users::update(&app, registration.user_id(), None, |user| {
         user.status = Status::Inactive;
         shared::service::users::revoke_all_sessions(user);
         Ok(())
@@ -214,7 +201,7 @@ async fn a_link_opened_after_deactivation_is_refused_and_the_user_cannot_ask_aga
     open(&app, &link)
         .await
         .assert_error(400, "Cannot verify email for inactive user.");
-    start(&app, registration["token"].as_str().unwrap())
+    start(&app, &registration.token)
         .await
         .assert_error(401, "Invalid token");
 }
@@ -233,8 +220,8 @@ async fn asking_for_a_mail_needs_a_valid_access_token() {
 #[tokio::test]
 async fn of_twenty_concurrent_opens_of_one_link_exactly_one_succeeds() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    let link = mailed_link(&app, &email, &registration).await;
+    let registration = register(&app).await;
+    let link = mailed_link(&app, &registration).await;
 
     let mut attempts = tokio::task::JoinSet::new();
     for _ in 0..20 {
@@ -255,9 +242,9 @@ async fn of_twenty_concurrent_opens_of_one_link_exactly_one_succeeds() {
 #[tokio::test]
 async fn the_service_used_by_an_email_change_mails_the_current_address() {
     let app = testkit::app().await;
-    let (_, registration) = register(&app).await;
+    let registration = register(&app).await;
     let new_email = unique_email();
-    let user = shared::service::users::update(&app, user_id(&registration), None, |user| {
+    let user = shared::service::users::update(&app, registration.user_id(), None, |user| {
         user.email = new_email.clone();
         Ok(())
     })

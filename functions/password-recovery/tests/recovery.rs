@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 use shared::App;
 use shared::domain::user::Status;
 use shared::testkit;
+use shared::testkit::accounts;
+use shared::testkit::accounts::{Account, PASSWORD};
 use shared::testkit::{TestResponse, request};
 use time::Duration;
 
-const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
 
 async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
@@ -23,54 +24,22 @@ async fn call_sessions(app: &App, req: lambda_http::Request) -> TestResponse {
     TestResponse::from(sessions::handle(app, req).await)
 }
 
-fn unique_email() -> String {
-    format!("recover-{}@example.com", uuid::Uuid::new_v4().simple())
-}
-
-/// Registers (and so logs in) a user; returns (email, registration body).
-async fn register(app: &App) -> (String, Value) {
-    let email = unique_email();
-    let response = call_users(
-        app,
-        request("POST", "/users")
-            .json(json!({"email": email, "password": PASSWORD}))
-            .build(),
-    )
-    .await;
-    assert_eq!(response.status, 200, "{}", response.text);
-    (email, response.body["data"].clone())
-}
-
 async fn login(app: &App, email: &str, password: &str) -> TestResponse {
+    call_sessions(app, accounts::login_request(email, password)).await
+}
+
+async fn refresh(app: &App, login: &Account) -> TestResponse {
     call_sessions(
         app,
-        request("POST", "/users/sessions")
-            .json(json!({"email": email, "password": password}))
+        request("PUT", &format!("/users/sessions/{}/refresh", login.session))
+            .json(json!({"refreshToken": login.refresh_token}))
             .build(),
     )
     .await
 }
 
-async fn refresh(app: &App, login: &Value) -> TestResponse {
-    let session = login["sessionUUID"].as_str().unwrap();
-    call_sessions(
-        app,
-        request("PUT", &format!("/users/sessions/{session}/refresh"))
-            .json(json!({"refreshToken": login["refreshToken"]}))
-            .build(),
-    )
-    .await
-}
-
-async fn get_self(app: &App, login: &Value) -> TestResponse {
-    let uuid = login["user"]["uuid"].as_str().unwrap();
-    call_users(
-        app,
-        request("GET", &format!("/users/{uuid}"))
-            .bearer(login["token"].as_str().unwrap())
-            .build(),
-    )
-    .await
+async fn get_self(app: &App, login: &Account) -> TestResponse {
+    call_users(app, accounts::get_user_request(&login.token, &login.uuid)).await
 }
 
 async fn start(app: &App, email: &str) -> TestResponse {
@@ -124,8 +93,9 @@ fn token_in(body: &str) -> String {
 #[tokio::test]
 async fn the_mailed_token_resets_the_password_and_ends_every_session() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    let second_login = login(&app, &email, PASSWORD).await.body["data"].clone();
+    let registration = accounts::register(&app, "recover").await;
+    let email = registration.email.clone();
+    let second_login = accounts::login(&app, &email, PASSWORD).await.unwrap();
 
     let started = start(&app, &email.to_uppercase()).await;
     assert_eq!(started.status, 201, "{}", started.text);
@@ -174,7 +144,7 @@ async fn the_mailed_token_resets_the_password_and_ends_every_session() {
 #[tokio::test]
 async fn a_used_token_is_refused_by_check_and_reset() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = accounts::register(&app, "recover").await.email;
     start(&app, &email).await;
     let token = mailed_token(&email).await;
     let first = reset(&app, json!({"token": token, "password": NEW_PASSWORD})).await;
@@ -192,7 +162,7 @@ async fn a_used_token_is_refused_by_check_and_reset() {
 #[tokio::test]
 async fn an_expired_token_is_refused_by_check_and_reset() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = accounts::register(&app, "recover").await.email;
     start(&app, &email).await;
     let token = mailed_token(&email).await;
     app.clock.advance(Duration::minutes(61));
@@ -224,7 +194,7 @@ async fn unknown_and_made_up_tokens_are_refused() {
 #[tokio::test]
 async fn of_twenty_concurrent_resets_with_one_token_exactly_one_succeeds() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = accounts::register(&app, "recover").await.email;
     start(&app, &email).await;
     let token = mailed_token(&email).await;
 
@@ -253,7 +223,7 @@ async fn of_twenty_concurrent_resets_with_one_token_exactly_one_succeeds() {
 #[tokio::test]
 async fn unknown_emails_get_201_and_no_mail() {
     let app = testkit::app().await;
-    let email = unique_email();
+    let email = accounts::unique_email("recover");
     let response = start(&app, &email).await;
     assert_eq!(response.status, 201, "{}", response.text);
     assert_eq!(response.body, json!({"data": {}}));
@@ -263,10 +233,9 @@ async fn unknown_emails_get_201_and_no_mail() {
 #[tokio::test]
 async fn inactive_users_get_201_and_no_mail() {
     let app = testkit::app().await;
-    let (email, registration) = register(&app).await;
-    let id =
-        shared::domain::ids::UserId::parse(registration["user"]["uuid"].as_str().unwrap()).unwrap();
-    shared::service::users::update(&app, id, None, |user| {
+    let account = accounts::register(&app, "recover").await;
+    let email = account.email.clone();
+    shared::service::users::update(&app, account.user_id(), None, |user| {
         user.status = Status::Inactive;
         shared::service::users::revoke_all_sessions(user);
         Ok(())
@@ -280,7 +249,7 @@ async fn inactive_users_get_201_and_no_mail() {
 #[tokio::test]
 async fn at_most_three_mails_go_to_an_address_per_hour() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = accounts::register(&app, "recover").await.email;
     for _ in 0..5 {
         assert_eq!(start(&app, &email).await.status, 201);
     }
@@ -294,7 +263,7 @@ async fn at_most_three_mails_go_to_an_address_per_hour() {
 #[tokio::test]
 async fn a_reset_ends_the_other_recovery_links_of_the_user() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = accounts::register(&app, "recover").await.email;
     start(&app, &email).await;
     let older = mailed_token(&email).await;
     start(&app, &email).await;
@@ -314,7 +283,7 @@ async fn a_reset_ends_the_other_recovery_links_of_the_user() {
 #[tokio::test]
 async fn a_reset_clears_the_login_lockout() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = accounts::register(&app, "recover").await.email;
     for _ in 0..5 {
         login(&app, &email, "wrong password").await;
     }
@@ -347,7 +316,7 @@ async fn a_missing_or_malformed_email_is_refused() {
     let unknown_field = call(
         &app,
         request("POST", "/users/recover-password")
-            .json(json!({"email": unique_email(), "admin": true}))
+            .json(json!({"email": accounts::unique_email("recover"), "admin": true}))
             .build(),
     )
     .await;
@@ -358,7 +327,7 @@ async fn a_missing_or_malformed_email_is_refused() {
 #[tokio::test]
 async fn a_reset_needs_a_token_and_a_valid_password() {
     let app = testkit::app().await;
-    let (email, _) = register(&app).await;
+    let email = accounts::register(&app, "recover").await.email;
     start(&app, &email).await;
     let token = mailed_token(&email).await;
 

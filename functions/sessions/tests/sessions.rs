@@ -3,6 +3,8 @@
 use serde_json::{Value, json};
 use shared::App;
 use shared::testkit;
+use shared::testkit::accounts;
+use shared::testkit::accounts::PASSWORD;
 use shared::testkit::{TestResponse, request};
 use time::Duration;
 
@@ -14,43 +16,14 @@ async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
     TestResponse::from(sessions::handle(app, req).await)
 }
 
-fn unique_email() -> String {
-    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
-}
-
-/// Registers a user; returns (email, registration body).
-async fn register(app: &App, password: &str) -> (String, Value) {
-    let email = unique_email();
-    let response = call_users(
-        app,
-        request("POST", "/users")
-            .json(json!({"email": email, "password": password, "firstName": "Ada"}))
-            .build(),
-    )
-    .await;
-    assert_eq!(response.status, 200, "{}", response.text);
-    (email, response.body["data"].clone())
-}
-
 async fn login(app: &App, email: &str, password: &str) -> TestResponse {
-    call(
-        app,
-        request("POST", "/users/sessions")
-            .json(json!({"email": email, "password": password}))
-            .build(),
-    )
-    .await
+    call(app, accounts::login_request(email, password)).await
 }
 
 async fn get_self(app: &App, login: &Value) -> TestResponse {
     let uuid = login["user"]["uuid"].as_str().unwrap();
-    call_users(
-        app,
-        request("GET", &format!("/users/{uuid}"))
-            .bearer(login["token"].as_str().unwrap())
-            .build(),
-    )
-    .await
+    let token = login["token"].as_str().unwrap();
+    call_users(app, accounts::get_user_request(token, uuid)).await
 }
 
 async fn refresh(app: &App, session: &str, refresh_token: &str) -> TestResponse {
@@ -66,8 +39,8 @@ async fn refresh(app: &App, session: &str, refresh_token: &str) -> TestResponse 
 #[tokio::test]
 async fn login_returns_the_full_login_body() {
     let app = testkit::app().await;
-    let (email, _) = register(&app, "correct horse").await;
-    let response = login(&app, &email.to_uppercase(), "correct horse").await;
+    let email = accounts::register(&app, "user").await.email;
+    let response = login(&app, &email.to_uppercase(), PASSWORD).await;
     assert_eq!(response.status, 201, "{}", response.text);
     let data = &response.body["data"];
     assert_eq!(data["expiresIn"], 900);
@@ -81,9 +54,9 @@ async fn login_returns_the_full_login_body() {
 #[tokio::test]
 async fn login_with_wrong_password_is_rejected_like_unknown_email() {
     let app = testkit::app().await;
-    let (email, _) = register(&app, "correct horse").await;
+    let email = accounts::register(&app, "user").await.email;
     let wrong_password = login(&app, &email, "wrong horse").await;
-    let unknown_email = login(&app, &unique_email(), "correct horse").await;
+    let unknown_email = login(&app, &accounts::unique_email("user"), PASSWORD).await;
     wrong_password.assert_error(401, "Bad email and password combination.");
     assert_eq!(unknown_email.status, wrong_password.status);
     assert_eq!(unknown_email.text, wrong_password.text);
@@ -109,27 +82,27 @@ async fn login_requires_email_and_password() {
 #[tokio::test]
 async fn sixth_failed_login_within_fifteen_minutes_is_locked_out() {
     let app = testkit::app().await;
-    let (email, _) = register(&app, "correct horse").await;
+    let email = accounts::register(&app, "user").await.email;
     for _ in 0..5 {
         login(&app, &email, "wrong horse")
             .await
             .assert_error(401, "Bad email and password combination.");
     }
-    let locked = login(&app, &email, "correct horse").await;
+    let locked = login(&app, &email, PASSWORD).await;
     assert_eq!(locked.status, 429, "{}", locked.text);
     let retry_after: i64 = locked.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry_after), "retry-after {retry_after}");
     assert!(locked.body["error"]["message"].is_string());
 
     app.clock.advance(Duration::seconds(31));
-    let after_lock = login(&app, &email, "correct horse").await;
+    let after_lock = login(&app, &email, PASSWORD).await;
     assert_eq!(after_lock.status, 201, "{}", after_lock.text);
 }
 
 #[tokio::test]
 async fn failures_after_a_lock_double_it() {
     let app = testkit::app().await;
-    let email = unique_email();
+    let email = accounts::unique_email("user");
     for _ in 0..5 {
         login(&app, &email, "wrong horse").await;
     }
@@ -150,9 +123,9 @@ async fn failures_after_a_lock_double_it() {
 #[tokio::test]
 async fn refresh_rotates_the_token_and_keeps_the_old_one_for_thirty_seconds() {
     let app = testkit::app().await;
-    let (_, registered) = register(&app, "correct horse").await;
-    let session = registered["sessionUUID"].as_str().unwrap();
-    let first = registered["refreshToken"].as_str().unwrap();
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
+    let first = registered.refresh_token.as_str();
 
     let rotated = refresh(&app, session, first).await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
@@ -170,9 +143,9 @@ async fn refresh_rotates_the_token_and_keeps_the_old_one_for_thirty_seconds() {
 #[tokio::test]
 async fn reused_refresh_token_after_the_grace_window_revokes_the_session() {
     let app = testkit::app().await;
-    let (_, registered) = register(&app, "correct horse").await;
-    let session = registered["sessionUUID"].as_str().unwrap();
-    let first = registered["refreshToken"].as_str().unwrap();
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
+    let first = registered.refresh_token.as_str();
     let rotated = refresh(&app, session, first).await;
     let second = rotated.body["data"]["refreshToken"]
         .as_str()
@@ -188,26 +161,21 @@ async fn reused_refresh_token_after_the_grace_window_revokes_the_session() {
         .await
         .assert_error(404, "User sessionUUID not found.  JWT cannot be refreshed.");
     let access = rotated.body["data"]["token"].as_str().unwrap();
-    let uuid = registered["user"]["uuid"].as_str().unwrap();
-    call_users(
-        &app,
-        request("GET", &format!("/users/{uuid}"))
-            .bearer(access)
-            .build(),
-    )
-    .await
-    .assert_error(401, "Invalid token");
+    let uuid = registered.uuid.as_str();
+    call_users(&app, accounts::get_user_request(access, uuid))
+        .await
+        .assert_error(401, "Invalid token");
 }
 
 #[tokio::test]
 async fn a_made_up_refresh_token_is_refused_without_ending_the_session() {
     let app = testkit::app().await;
-    let (_, registered) = register(&app, "correct horse").await;
-    let session = registered["sessionUUID"].as_str().unwrap();
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
     refresh(&app, session, "not-the-token")
         .await
         .assert_error(401, "Invalid token");
-    let real = refresh(&app, session, registered["refreshToken"].as_str().unwrap()).await;
+    let real = refresh(&app, session, registered.refresh_token.as_str()).await;
     assert_eq!(real.status, 200);
 }
 
@@ -230,9 +198,9 @@ async fn refresh_of_a_malformed_session_uuid_is_400() {
 #[tokio::test]
 async fn refresh_validates_the_body_before_using_the_token() {
     let app = testkit::app().await;
-    let (_, registered) = register(&app, "correct horse").await;
-    let session = registered["sessionUUID"].as_str().unwrap();
-    let token = registered["refreshToken"].as_str().unwrap();
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
+    let token = registered.refresh_token.as_str();
     for (body, field) in [
         (json!({}), "refreshToken"),
         (
@@ -272,9 +240,9 @@ async fn refresh_validates_the_body_before_using_the_token() {
 #[tokio::test]
 async fn old_builds_are_told_to_update() {
     let app = testkit::app_with(|config| config.min_build_ios = Some(100)).await;
-    let (_, registered) = register(&app, "correct horse").await;
-    let session = registered["sessionUUID"].as_str().unwrap();
-    let token = registered["refreshToken"].as_str().unwrap();
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
+    let token = registered.refresh_token.as_str();
     let old = call(
         &app,
         request("PUT", &format!("/users/sessions/{session}/refresh"))
@@ -296,9 +264,9 @@ async fn old_builds_are_told_to_update() {
 #[tokio::test]
 async fn logout_ends_the_session() {
     let app = testkit::app().await;
-    let (_, registered) = register(&app, "correct horse").await;
-    let session = registered["sessionUUID"].as_str().unwrap();
-    let token = registered["token"].as_str().unwrap();
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
+    let token = registered.token.as_str();
     let response = call(
         &app,
         request("DELETE", &format!("/users/sessions/{session}"))
@@ -308,10 +276,10 @@ async fn logout_ends_the_session() {
     .await;
     assert_eq!(response.status, 204, "{}", response.text);
     assert!(response.text.is_empty());
-    get_self(&app, &registered)
+    get_self(&app, &registered.body)
         .await
         .assert_error(401, "Invalid token");
-    refresh(&app, session, registered["refreshToken"].as_str().unwrap())
+    refresh(&app, session, registered.refresh_token.as_str())
         .await
         .assert_error(404, "User sessionUUID not found.  JWT cannot be refreshed.");
 }
@@ -319,9 +287,9 @@ async fn logout_ends_the_session() {
 #[tokio::test]
 async fn logout_of_someone_elses_session_reveals_nothing_and_keeps_it() {
     let app = testkit::app().await;
-    let (_, alice) = register(&app, "correct horse").await;
-    let (_, mallory) = register(&app, "correct horse").await;
-    let alice_session = alice["sessionUUID"].as_str().unwrap();
+    let alice = accounts::register(&app, "user").await;
+    let mallory = accounts::register(&app, "user").await;
+    let alice_session = alice.session.as_str();
     for target in [
         alice_session.to_owned(),
         uuid::Uuid::new_v4().to_string(),
@@ -330,34 +298,30 @@ async fn logout_of_someone_elses_session_reveals_nothing_and_keeps_it() {
         call(
             &app,
             request("DELETE", &format!("/users/sessions/{target}"))
-                .bearer(mallory["token"].as_str().unwrap())
+                .bearer(mallory.token.as_str())
                 .build(),
         )
         .await
         .assert_error(400, "Session Id does not exist.");
     }
-    assert_eq!(get_self(&app, &alice).await.status, 200);
+    assert_eq!(get_self(&app, &alice.body).await.status, 200);
 }
 
 #[tokio::test]
 async fn an_admin_may_end_anyones_session() {
     let app = testkit::app().await;
-    let (_, alice) = register(&app, "correct horse").await;
-    let admin_email = unique_email();
-    shared::service::users::create_or_promote_admin(&app, &admin_email, "admin-pass")
-        .await
-        .unwrap();
-    let admin = login(&app, &admin_email, "admin-pass").await;
-    let alice_session = alice["sessionUUID"].as_str().unwrap();
+    let alice = accounts::register(&app, "user").await;
+    let admin = accounts::admin(&app).await;
+    let alice_session = alice.session.as_str();
     let response = call(
         &app,
         request("DELETE", &format!("/users/sessions/{alice_session}"))
-            .bearer(admin.body["data"]["token"].as_str().unwrap())
+            .bearer(&admin.token)
             .build(),
     )
     .await;
     assert_eq!(response.status, 204, "{}", response.text);
-    assert_eq!(get_self(&app, &alice).await.status, 401);
+    assert_eq!(get_self(&app, &alice.body).await.status, 401);
 }
 
 #[tokio::test]
@@ -371,8 +335,8 @@ async fn jwks_publishes_the_key_that_signs_access_tokens() {
     assert_eq!(key["alg"], "EdDSA");
     assert!(response.body.get("data").is_none());
 
-    let (_, registered) = register(&app, "correct horse").await;
-    let token = registered["token"].as_str().unwrap();
+    let registered = accounts::register(&app, "user").await;
+    let token = registered.token.as_str();
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.kid.as_deref(), key["kid"].as_str());
     let decoding =
@@ -395,9 +359,9 @@ async fn jwks_publishes_the_key_that_signs_access_tokens() {
 #[tokio::test]
 async fn expired_access_tokens_are_refused() {
     let app = testkit::app().await;
-    let (_, registered) = register(&app, "correct horse").await;
+    let registered = accounts::register(&app, "user").await;
     app.clock.advance(Duration::seconds(901));
-    get_self(&app, &registered)
+    get_self(&app, &registered.body)
         .await
         .assert_error(401, "Invalid token");
 }
@@ -405,12 +369,12 @@ async fn expired_access_tokens_are_refused() {
 #[tokio::test]
 async fn sessions_idle_for_thirty_days_cannot_refresh() {
     let app = testkit::app().await;
-    let (_, registered) = register(&app, "correct horse").await;
+    let registered = accounts::register(&app, "user").await;
     app.clock.advance(Duration::days(30) + Duration::seconds(1));
     refresh(
         &app,
-        registered["sessionUUID"].as_str().unwrap(),
-        registered["refreshToken"].as_str().unwrap(),
+        registered.session.as_str(),
+        registered.refresh_token.as_str(),
     )
     .await
     .assert_error(404, "User sessionUUID not found.  JWT cannot be refreshed.");

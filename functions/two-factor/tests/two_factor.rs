@@ -8,11 +8,12 @@ use shared::domain::ids::UserId;
 use shared::security::jwt::Scope;
 use shared::store::dynamo::{Item, key};
 use shared::testkit;
+use shared::testkit::accounts;
+use shared::testkit::accounts::{Account, PASSWORD};
 use shared::testkit::{TestResponse, request};
 use time::Duration;
 use tokio::task::JoinSet;
 
-const PASSWORD: &str = "correct horse";
 const CODE_NOT_VALID: &str =
     "Code is not valid. Please use the resend code button to request a new one.";
 const PROVIDER_ERROR: &str = "Error returned from two factor authentication provider";
@@ -29,29 +30,8 @@ async fn users(app: &App, req: lambda_http::Request) -> TestResponse {
     TestResponse::from(users::handle(app, req).await)
 }
 
-/// A registered user with a full token.
-struct Account {
-    email: String,
-    uuid: String,
-    token: String,
-}
-
 async fn register(app: &App) -> Account {
-    let email = format!("2fa-{}@example.com", UserId::new());
-    let response = users(
-        app,
-        request("POST", "/users")
-            .json(json!({"email": email, "password": PASSWORD}))
-            .build(),
-    )
-    .await;
-    assert_eq!(response.status, 200, "{}", response.text);
-    let data = &response.body["data"];
-    Account {
-        email,
-        uuid: data["user"]["uuid"].as_str().unwrap().to_owned(),
-        token: data["token"].as_str().unwrap().to_owned(),
-    }
+    accounts::register(app, "2fa").await
 }
 
 /// A fresh US number, so texts from other tests sharing moto never mix in:
@@ -148,23 +128,11 @@ async fn admin_remove(app: &App, token: &str, uuid: &str) -> TestResponse {
 }
 
 async fn login(app: &App, email: &str) -> TestResponse {
-    sessions(
-        app,
-        request("POST", "/users/sessions")
-            .json(json!({"email": email, "password": PASSWORD}))
-            .build(),
-    )
-    .await
+    sessions(app, accounts::login_request(email, PASSWORD)).await
 }
 
 async fn get_user(app: &App, token: &str, uuid: &str) -> TestResponse {
-    users(
-        app,
-        request("GET", &format!("/users/{uuid}"))
-            .bearer(token)
-            .build(),
-    )
-    .await
+    users(app, accounts::get_user_request(token, uuid)).await
 }
 
 async fn two_factor_view(app: &App, account: &Account) -> Value {
@@ -317,9 +285,8 @@ async fn a_2fa_token_opens_only_verify_resend_and_removing_ones_own_2fa() {
         .await
         .assert_error(401, "Invalid token");
     let halfway = Account {
-        email: account.email.clone(),
-        uuid: account.uuid.clone(),
         token: token.clone(),
+        ..account.clone()
     };
     let (typed, _) = unique_number();
     enrol(&app, &halfway, &typed)
@@ -533,14 +500,7 @@ async fn a_2fa_token_removes_2fa_with_the_login_code() {
 async fn a_csr_admin_removes_another_users_2fa() {
     let app = testkit::app().await;
     let account = register(&app).await;
-    let admin = register(&app).await;
-    shared::service::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
-        .await
-        .unwrap();
-    let admin_token = login(&app, &admin.email).await.body["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin_token = accounts::admin(&app).await.token;
     enable(&app, &account).await;
 
     let response = admin_remove(&app, &admin_token, &account.uuid).await;
@@ -582,20 +542,14 @@ async fn only_a_csr_admin_may_remove_2fa_by_uuid() {
 #[tokio::test]
 async fn admin_removal_of_an_unknown_or_deleted_user_is_404() {
     let app = testkit::app().await;
-    let admin = register(&app).await;
-    shared::service::users::create_or_promote_admin(&app, &admin.email, PASSWORD)
-        .await
-        .unwrap();
-    let token = login(&app, &admin.email).await.body["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = accounts::admin(&app).await.token;
     admin_remove(&app, &token, &UserId::new().to_string())
         .await
         .assert_error(404, "User UUID not found.");
     let gone = register(&app).await;
-    let id = UserId::parse(&gone.uuid).unwrap();
-    shared::service::users::soft_delete(&app, id).await.unwrap();
+    shared::service::users::soft_delete(&app, gone.user_id())
+        .await
+        .unwrap();
     admin_remove(&app, &token, &gone.uuid)
         .await
         .assert_error(404, "User UUID not found.");
@@ -611,9 +565,8 @@ async fn enrolment_is_for_oneself_with_a_valid_number() {
     let other = register(&app).await;
     let (typed, _) = unique_number();
     let someone_else = Account {
-        email: account.email.clone(),
         uuid: other.uuid.clone(),
-        token: account.token.clone(),
+        ..account.clone()
     };
     enrol(&app, &someone_else, &typed)
         .await

@@ -2,11 +2,12 @@
 
 mod common;
 
-use common::{PASSWORD, admin, call, get_user, login, register, stored};
+use common::{call, get_user, stored};
 use serde_json::{Value, json};
 use shared::domain::ids::UserId;
 use shared::domain::user::Status;
 use shared::testkit;
+use shared::testkit::accounts::{PASSWORD, admin, login, register};
 use shared::testkit::{TestResponse, request};
 
 fn delete(id: &str, token: &str, body: Value) -> lambda_http::Request {
@@ -36,13 +37,13 @@ async fn delete_refusals_use_the_seed_messages() {
     call(&app, req)
         .await
         .assert_error(400, "Invalid user UUID.");
-    let req = request("DELETE", &format!("/users/{}", user.id))
+    let req = request("DELETE", &format!("/users/{}", user.uuid))
         .json(json!({"password": PASSWORD}))
         .build();
     call(&app, req).await.assert_error(401, "Invalid token");
     call(
         &app,
-        delete(&other.id, &user.token, json!({"password": PASSWORD})),
+        delete(&other.uuid, &user.token, json!({"password": PASSWORD})),
     )
     .await
     .assert_error(403, "No Access.");
@@ -51,14 +52,14 @@ async fn delete_refusals_use_the_seed_messages() {
         json!({"password": ""}),
         json!({"password": null}),
     ] {
-        call(&app, delete(&user.id, &user.token, body))
+        call(&app, delete(&user.uuid, &user.token, body))
             .await
             .assert_error(400, "Password is required.");
     }
     call(
         &app,
         delete(
-            &user.id,
+            &user.uuid,
             &user.token,
             json!({"password": "not my password"}),
         ),
@@ -69,7 +70,7 @@ async fn delete_refusals_use_the_seed_messages() {
     call(
         &app,
         delete(
-            &other.id,
+            &other.uuid,
             &admin.token,
             json!({"password": "wrong password"}),
         ),
@@ -89,7 +90,7 @@ async fn delete_refusals_use_the_seed_messages() {
     let response = call(
         &app,
         delete(
-            &user.id,
+            &user.uuid,
             &user.token,
             json!({"password": PASSWORD, "reason": "x"}),
         ),
@@ -103,7 +104,7 @@ async fn delete_refusals_use_the_seed_messages() {
 
     for account in [&user, &other] {
         assert_eq!(
-            stored(&app, &account.id).await.unwrap().status,
+            stored(&app, &account.uuid).await.unwrap().status,
             Status::Active
         );
     }
@@ -114,8 +115,8 @@ async fn soft_delete_hides_the_user_ends_sessions_and_frees_the_email() {
     let app = testkit::app().await;
     let admin = admin(&app).await;
     let user = register(&app, "leaver").await;
-    let second_session = login(&app, &user.email, PASSWORD).await.unwrap();
-    shared::service::users::update(&app, UserId::parse(&user.id).unwrap(), None, |u| {
+    let second_session = login(&app, &user.email, PASSWORD).await.unwrap().token;
+    shared::service::users::update(&app, user.user_id(), None, |u| {
         u.mobile = Some("+15555550123".into());
         Ok(())
     })
@@ -124,26 +125,26 @@ async fn soft_delete_hides_the_user_ends_sessions_and_frees_the_email() {
 
     let response = call(
         &app,
-        delete(&user.id, &user.token, json!({"password": PASSWORD})),
+        delete(&user.uuid, &user.token, json!({"password": PASSWORD})),
     )
     .await;
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(
         response.body["data"],
-        json!({"uuid": user.id, "deleted": true})
+        json!({"uuid": user.uuid, "deleted": true})
     );
 
     for token in [&user.token, &second_session] {
-        get_user(&app, token, &user.id)
+        get_user(&app, token, &user.uuid)
             .await
             .assert_error(401, "Invalid token");
     }
-    get_user(&app, &admin.token, &user.id)
+    get_user(&app, &admin.token, &user.uuid)
         .await
         .assert_error(404, "This user does not exist.");
     call(
         &app,
-        request("PATCH", &format!("/users/{}", user.id))
+        request("PATCH", &format!("/users/{}", user.uuid))
             .bearer(&admin.token)
             .json(json!({}))
             .build(),
@@ -152,11 +153,11 @@ async fn soft_delete_hides_the_user_ends_sessions_and_frees_the_email() {
     .assert_error(404, "This user does not exist.");
     call(
         &app,
-        delete(&user.id, &admin.token, json!({"password": PASSWORD})),
+        delete(&user.uuid, &admin.token, json!({"password": PASSWORD})),
     )
     .await
     .assert_error(404, "This user does not exist.");
-    let record = stored(&app, &user.id).await.unwrap();
+    let record = stored(&app, &user.uuid).await.unwrap();
     assert_eq!((record.status, record.mobile), (Status::Deleted, None));
 
     let again = call(
@@ -167,7 +168,7 @@ async fn soft_delete_hides_the_user_ends_sessions_and_frees_the_email() {
     )
     .await;
     assert_eq!(again.status, 200, "the email is free again: {}", again.text);
-    assert_ne!(again.body["data"]["user"]["uuid"], user.id.as_str());
+    assert_ne!(again.body["data"]["user"]["uuid"], user.uuid.as_str());
 }
 
 #[tokio::test]
@@ -177,15 +178,15 @@ async fn an_admin_deletes_another_user_with_their_own_password() {
     let user = register(&app, "removed").await;
     let response = call(
         &app,
-        delete(&user.id, &admin.token, json!({"password": PASSWORD})),
+        delete(&user.uuid, &admin.token, json!({"password": PASSWORD})),
     )
     .await;
     assert_eq!(response.status, 200, "{}", response.text);
-    get_user(&app, &user.token, &user.id)
+    get_user(&app, &user.token, &user.uuid)
         .await
         .assert_error(401, "Invalid token");
     assert_eq!(
-        get_user(&app, &admin.token, &admin.id).await.status,
+        get_user(&app, &admin.token, &admin.uuid).await.status,
         200,
         "the admin's session lives on"
     );
@@ -201,12 +202,12 @@ async fn role_refusals_use_the_seed_messages_in_the_documented_order() {
         .json(json!({"roles": []}))
         .build();
     call(&app, req).await.assert_error(400, "Invalid user UUID");
-    let req = request("PUT", &format!("/users/{}/roles", user.id))
+    let req = request("PUT", &format!("/users/{}/roles", user.uuid))
         .json(json!({"roles": []}))
         .build();
     call(&app, req).await.assert_error(401, "Invalid token");
     // Not even on their own uuid.
-    for id in [&user.id, &admin.id] {
+    for id in [&user.uuid, &admin.uuid] {
         call(
             &app,
             put_roles(id, &user.token, json!({"roles": ["csrAdmin"]})),
@@ -220,7 +221,7 @@ async fn role_refusals_use_the_seed_messages_in_the_documented_order() {
         json!({"roles": [1]}),
         json!({"roles": null}),
     ] {
-        let response = call(&app, put_roles(&user.id, &admin.token, body.clone())).await;
+        let response = call(&app, put_roles(&user.uuid, &admin.token, body.clone())).await;
         assert_eq!(response.status, 400, "{body}: {}", response.text);
         assert!(
             response.body["error"]["fields"]["roles"].is_array(),
@@ -241,7 +242,7 @@ async fn role_refusals_use_the_seed_messages_in_the_documented_order() {
     call(
         &app,
         put_roles(
-            &user.id,
+            &user.uuid,
             &admin.token,
             json!({"roles": ["betaTester", "superuser"]}),
         ),
@@ -249,7 +250,7 @@ async fn role_refusals_use_the_seed_messages_in_the_documented_order() {
     .await
     .assert_error(404, "This role does not exist.");
     assert_eq!(
-        stored(&app, &user.id).await.unwrap().version,
+        stored(&app, &user.uuid).await.unwrap().version,
         1,
         "no refusal wrote anything"
     );
@@ -270,20 +271,20 @@ async fn an_admin_replaces_a_users_roles() {
     ] {
         let response = call(
             &app,
-            put_roles(&user.id, &admin.token, json!({"roles": roles})),
+            put_roles(&user.uuid, &admin.token, json!({"roles": roles})),
         )
         .await;
         assert_eq!(response.status, 200, "{}", response.text);
         assert_eq!(response.body["data"]["roles"], expected);
         assert_eq!(
-            get_user(&app, &admin.token, &user.id).await.body["data"]["roles"],
+            get_user(&app, &admin.token, &user.uuid).await.body["data"]["roles"],
             expected
         );
     }
     let response = TestResponse::from(
         users::handle(
             &app,
-            testkit::event("users-put-roles", &admin.token, &user.id),
+            testkit::event("users-put-roles", &admin.token, &user.uuid),
         )
         .await,
     );
@@ -296,11 +297,15 @@ async fn the_recorded_api_gateway_event_deletes_the_user() {
     let app = testkit::app().await;
     let user = register(&app, "event-delete").await;
     let response = TestResponse::from(
-        users::handle(&app, testkit::event("users-delete", &user.token, &user.id)).await,
+        users::handle(
+            &app,
+            testkit::event("users-delete", &user.token, &user.uuid),
+        )
+        .await,
     );
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(
-        stored(&app, &user.id).await.unwrap().status,
+        stored(&app, &user.uuid).await.unwrap().status,
         Status::Deleted
     );
 }
@@ -309,7 +314,7 @@ async fn the_recorded_api_gateway_event_deletes_the_user() {
 async fn unknown_routes_and_methods_are_404_not_found() {
     let app = testkit::app().await;
     let user = register(&app, "lost").await;
-    let own = format!("/users/{}", user.id);
+    let own = format!("/users/{}", user.uuid);
     for (method, path) in [
         ("GET", "/nowhere".to_owned()),
         ("GET", "/".to_owned()),

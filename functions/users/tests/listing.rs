@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Account, admin, call};
+use common::call;
 use serde_json::{Value, json};
 use shared::App;
 use shared::domain::email::Email;
@@ -13,6 +13,8 @@ use shared::security::password::Password;
 use shared::service::users;
 use shared::service::users::NewUser;
 use shared::testkit;
+use shared::testkit::accounts;
+use shared::testkit::accounts::{Account, admin};
 use shared::testkit::{TestResponse, request};
 
 const FIRST_NAMES: [&str; 3] = ["Ada", "Grace", "alan"];
@@ -27,8 +29,8 @@ async fn population() -> (App, Account, Vec<User>) {
         let user = users::register(
             &app,
             NewUser {
-                email: Email::parse(&common::unique_email(&format!("list-{i:02}"))).unwrap(),
-                password: Password::parse(common::PASSWORD).unwrap(),
+                email: Email::parse(&accounts::unique_email(&format!("list-{i:02}"))).unwrap(),
+                password: Password::parse(accounts::PASSWORD).unwrap(),
                 first_name: Some(FIRST_NAMES[i % 3].to_owned()),
                 last_name: Some(format!("L{i:02}")),
                 full_name: None,
@@ -78,7 +80,7 @@ fn field(response: &TestResponse, name: &str) -> Value {
 #[tokio::test]
 async fn pages_and_cursors_walk_every_user_in_creation_order() {
     let (app, admin, people) = population().await;
-    let mut everyone = vec![admin.id.clone()];
+    let mut everyone = vec![admin.uuid.clone()];
     everyone.extend(people.iter().map(|u| u.id.to_string()));
 
     let first = list(&app, &admin, "?limit=10").await;
@@ -292,7 +294,7 @@ async fn a_cursor_is_valid_only_for_its_own_order_filters_and_limit() {
 async fn listing_errors_use_the_seed_messages_and_name_the_bad_parameter() {
     let app = testkit::app().await;
     let admin = admin(&app).await;
-    let user = common::register(&app, "plain").await;
+    let user = accounts::register(&app, "plain").await;
 
     call(&app, request("GET", "/users").build())
         .await
@@ -358,13 +360,21 @@ async fn the_recorded_api_gateway_events_route_to_the_listing() {
     let app = testkit::app().await;
     let admin = admin(&app).await;
     let response = TestResponse::from(
-        ::users::handle(&app, testkit::event("users-list", &admin.token, &admin.id)).await,
+        ::users::handle(
+            &app,
+            testkit::event("users-list", &admin.token, &admin.uuid),
+        )
+        .await,
     );
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(response.body["meta"]["limit"], 10);
-    assert_eq!(uuids(&response), [admin.id.as_str()]);
+    assert_eq!(uuids(&response), [admin.uuid.as_str()]);
     let response = TestResponse::from(
-        ::users::handle(&app, testkit::event("users-count", &admin.token, &admin.id)).await,
+        ::users::handle(
+            &app,
+            testkit::event("users-count", &admin.token, &admin.uuid),
+        )
+        .await,
     );
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(response.body["data"], json!({"count": 1}));

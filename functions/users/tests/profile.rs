@@ -3,11 +3,12 @@
 
 mod common;
 
-use common::{PASSWORD, admin, call, get_user, login, register, stored};
+use common::{call, get_user, stored};
 use serde_json::{Value, json};
 use shared::ApiError;
 use shared::domain::ids::UserId;
 use shared::testkit;
+use shared::testkit::accounts::{PASSWORD, admin, login, register, unique_email};
 use shared::testkit::{TestResponse, request};
 
 fn patch(id: &str, token: &str, body: Value) -> lambda_http::Request {
@@ -38,7 +39,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
             .await
             .assert_error(400, "Invalid user UUID.");
     }
-    let req = request("PATCH", &format!("/users/{}", user.id))
+    let req = request("PATCH", &format!("/users/{}", user.uuid))
         .json(json!({}))
         .build();
     call(&app, req).await.assert_error(401, "Invalid token");
@@ -47,7 +48,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
         json!({"password": "new password"}),
         json!({"roles": []}),
     ] {
-        call(&app, patch(&other.id, &user.token, body))
+        call(&app, patch(&other.uuid, &user.token, body))
             .await
             .assert_error(403, "You do not have access to update another user.");
     }
@@ -65,7 +66,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
         json!({"password": "new password", "currentPassword": PASSWORD}),
         json!({"password": "x", "firstName": "<b>", "roles": ["csrAdmin"], "unknown": 1}),
     ] {
-        call(&app, patch(&user.id, &admin.token, body))
+        call(&app, patch(&user.uuid, &admin.token, body))
             .await
             .assert_error(
                 403,
@@ -77,7 +78,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
         json!({"admin": true}),
         json!({"admin": false}),
     ] {
-        call(&app, patch(&user.id, &user.token, body))
+        call(&app, patch(&user.uuid, &user.token, body))
             .await
             .assert_error(403, "You do not have access to update another user.");
     }
@@ -99,7 +100,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
         (json!({"tosAgreed": "yes"}), "tosAgreed"),
         (json!({"sessionEpoch": 0}), "sessionEpoch"),
     ] {
-        let response = call(&app, patch(&user.id, &user.token, body.clone())).await;
+        let response = call(&app, patch(&user.uuid, &user.token, body.clone())).await;
         assert_eq!(response.status, 400, "{body}: {}", response.text);
         assert!(
             response.body["error"]["fields"][field].is_array(),
@@ -109,7 +110,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
     }
     let response = call(
         &app,
-        patch(&user.id, &admin.token, json!({"status": "deleted"})),
+        patch(&user.uuid, &admin.token, json!({"status": "deleted"})),
     )
     .await;
     assert!(
@@ -120,7 +121,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
     call(
         &app,
         patch(
-            &user.id,
+            &user.uuid,
             &user.token,
             json!({"password": "brand new password"}),
         ),
@@ -130,7 +131,7 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
     call(
         &app,
         patch(
-            &user.id,
+            &user.uuid,
             &user.token,
             json!({"password": "brand new password", "currentPassword": "wrong password"}),
         ),
@@ -139,24 +140,24 @@ async fn patch_refusals_use_the_seed_messages_in_the_documented_order() {
     .assert_error(401, "Password is incorrect.");
 
     assert_eq!(
-        stored(&app, &user.id).await.unwrap().version,
+        stored(&app, &user.uuid).await.unwrap().version,
         1,
         "no refusal wrote anything"
     );
-    assert_eq!(stored(&app, &other.id).await.unwrap().version, 1);
+    assert_eq!(stored(&app, &other.uuid).await.unwrap().version, 1);
 }
 
 #[tokio::test]
 async fn a_user_changes_their_own_profile_and_gets_the_new_etag() {
     let app = testkit::app().await;
     let user = register(&app, "self").await;
-    let before = get_user(&app, &user.token, &user.id).await;
+    let before = get_user(&app, &user.token, &user.uuid).await;
     assert_eq!(before.header("etag"), Some("\"1\""));
 
     let response = call(
         &app,
         patch(
-            &user.id,
+            &user.uuid,
             &user.token,
             json!({
                 "firstName": "Augusta Ada",
@@ -191,13 +192,13 @@ async fn a_user_changes_their_own_profile_and_gets_the_new_etag() {
 
     let cleared = call(
         &app,
-        patch(&user.id, &user.token, json!({"fullName": null})),
+        patch(&user.uuid, &user.token, json!({"fullName": null})),
     )
     .await;
     assert_eq!(cleared.body["data"]["fullName"], Value::Null);
     assert_eq!(cleared.body["data"]["firstName"], "Augusta Ada");
     assert_eq!(cleared.header("etag"), Some("\"3\""));
-    let after = get_user(&app, &user.token, &user.id).await;
+    let after = get_user(&app, &user.token, &user.uuid).await;
     assert_eq!(
         (after.header("etag"), &after.body["data"]),
         (Some("\"3\""), &cleared.body["data"])
@@ -210,12 +211,12 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
     let user = register(&app, "etag").await;
     let first = call(
         &app,
-        patch(&user.id, &user.token, json!({"firstName": "One"})),
+        patch(&user.uuid, &user.token, json!({"firstName": "One"})),
     )
     .await;
     assert_eq!(first.header("etag"), Some("\"2\""));
 
-    let stale = request("PATCH", &format!("/users/{}", user.id))
+    let stale = request("PATCH", &format!("/users/{}", user.uuid))
         .bearer(&user.token)
         .header("if-match", "\"1\"")
         .json(json!({"firstName": "Two"}))
@@ -224,7 +225,11 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
     assert_eq!(response.status, 412, "{}", response.text);
     assert_eq!(response.message(), ApiError::VersionConflict.message());
     assert_eq!(
-        stored(&app, &user.id).await.unwrap().first_name.as_deref(),
+        stored(&app, &user.uuid)
+            .await
+            .unwrap()
+            .first_name
+            .as_deref(),
         Some("One")
     );
 
@@ -233,7 +238,7 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
         ("3", "Three", "\"4\""),
         ("*", "Four", "\"5\""),
     ] {
-        let req = request("PATCH", &format!("/users/{}", user.id))
+        let req = request("PATCH", &format!("/users/{}", user.uuid))
             .bearer(&user.token)
             .header("if-match", if_match)
             .json(json!({"firstName": name}))
@@ -248,12 +253,12 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
 async fn changing_the_password_ends_every_other_session_but_the_callers() {
     let app = testkit::app().await;
     let user = register(&app, "password").await;
-    let other_session = login(&app, &user.email, PASSWORD).await.unwrap();
+    let other_session = login(&app, &user.email, PASSWORD).await.unwrap().token;
 
     let response = call(
         &app,
         patch(
-            &user.id,
+            &user.uuid,
             &user.token,
             json!({"password": "a brand new password", "currentPassword": PASSWORD}),
         ),
@@ -261,8 +266,8 @@ async fn changing_the_password_ends_every_other_session_but_the_callers() {
     .await;
     assert_eq!(response.status, 200, "{}", response.text);
 
-    assert_eq!(get_user(&app, &user.token, &user.id).await.status, 200);
-    get_user(&app, &other_session, &user.id)
+    assert_eq!(get_user(&app, &user.token, &user.uuid).await.status, 200);
+    get_user(&app, &other_session, &user.uuid)
         .await
         .assert_error(401, "Invalid token");
     assert!(matches!(
@@ -271,8 +276,9 @@ async fn changing_the_password_ends_every_other_session_but_the_callers() {
     ));
     let fresh = login(&app, &user.email, "a brand new password")
         .await
-        .unwrap();
-    assert_eq!(get_user(&app, &fresh, &user.id).await.status, 200);
+        .unwrap()
+        .token;
+    assert_eq!(get_user(&app, &fresh, &user.uuid).await.status, 200);
 }
 
 #[tokio::test]
@@ -284,7 +290,7 @@ async fn an_admin_updates_another_user_and_deactivation_ends_their_sessions() {
     let response = call(
         &app,
         patch(
-            &user.id,
+            &user.uuid,
             &admin.token,
             json!({"firstName": "Renamed", "status": "inactive"}),
         ),
@@ -293,7 +299,7 @@ async fn an_admin_updates_another_user_and_deactivation_ends_their_sessions() {
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(response.body["data"]["status"], "inactive");
     assert_eq!(response.body["data"]["firstName"], "Renamed");
-    get_user(&app, &user.token, &user.id)
+    get_user(&app, &user.token, &user.uuid)
         .await
         .assert_error(401, "Invalid token");
     assert!(matches!(
@@ -304,7 +310,7 @@ async fn an_admin_updates_another_user_and_deactivation_ends_their_sessions() {
     let response = call(
         &app,
         patch(
-            &user.id,
+            &user.uuid,
             &admin.token,
             json!({"status": "active", "admin": true}),
         ),
@@ -313,10 +319,10 @@ async fn an_admin_updates_another_user_and_deactivation_ends_their_sessions() {
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(response.body["data"]["roles"], json!(["csrAdmin"]));
     // Reactivation does not bring the old sessions back.
-    get_user(&app, &user.token, &user.id)
+    get_user(&app, &user.token, &user.uuid)
         .await
         .assert_error(401, "Invalid token");
-    let token = login(&app, &user.email, PASSWORD).await.unwrap();
+    let token = login(&app, &user.email, PASSWORD).await.unwrap().token;
     let listed = call(&app, request("GET", "/users").bearer(&token).build()).await;
     assert_eq!(
         listed.status, 200,
@@ -324,7 +330,11 @@ async fn an_admin_updates_another_user_and_deactivation_ends_their_sessions() {
         listed.text
     );
 
-    let response = call(&app, patch(&user.id, &admin.token, json!({"admin": false}))).await;
+    let response = call(
+        &app,
+        patch(&user.uuid, &admin.token, json!({"admin": false})),
+    )
+    .await;
     assert_eq!(response.body["data"]["roles"], json!([]));
     call(&app, request("GET", "/users").bearer(&token).build())
         .await
@@ -336,7 +346,7 @@ async fn changing_the_email_unverifies_it_mails_a_link_and_frees_the_old_one() {
     let app = testkit::app().await;
     let user = register(&app, "mover").await;
     let other = register(&app, "taken").await;
-    shared::service::users::update(&app, UserId::parse(&user.id).unwrap(), None, |u| {
+    shared::service::users::update(&app, user.user_id(), None, |u| {
         u.email_verified = true;
         Ok(())
     })
@@ -346,7 +356,7 @@ async fn changing_the_email_unverifies_it_mails_a_link_and_frees_the_old_one() {
     call(
         &app,
         patch(
-            &user.id,
+            &user.uuid,
             &user.token,
             json!({"email": other.email.to_uppercase()}),
         ),
@@ -354,10 +364,10 @@ async fn changing_the_email_unverifies_it_mails_a_link_and_frees_the_old_one() {
     .await
     .assert_error(409, "Email is already in use.");
 
-    let new_email = common::unique_email("moved");
+    let new_email = unique_email("moved");
     let response = call(
         &app,
-        patch(&user.id, &user.token, json!({"email": new_email})),
+        patch(&user.uuid, &user.token, json!({"email": new_email})),
     )
     .await;
     assert_eq!(response.status, 200, "{}", response.text);
@@ -382,12 +392,12 @@ async fn a_user_reads_only_themselves_while_an_admin_reads_anyone() {
     let admin = admin(&app).await;
     let user = register(&app, "reader").await;
     let other = register(&app, "read").await;
-    get_user(&app, &user.token, &other.id)
+    get_user(&app, &user.token, &other.uuid)
         .await
         .assert_error(403, "No Access.");
-    let response = get_user(&app, &admin.token, &other.id).await;
+    let response = get_user(&app, &admin.token, &other.uuid).await;
     assert_eq!(response.status, 200, "{}", response.text);
-    assert_eq!(response.body["data"]["uuid"], other.id.as_str());
+    assert_eq!(response.body["data"]["uuid"], other.uuid.as_str());
     assert_eq!(response.header("etag"), Some("\"1\""));
     get_user(&app, &admin.token, &UserId::new().to_string())
         .await
@@ -414,7 +424,7 @@ async fn malformed_patch_requests_get_an_error_body_and_write_nothing() {
         (None, r#"{"firstName":"Ada"}"#.into(), 415),
     ];
     for (content_type, body, status) in cases {
-        let mut req = request("PATCH", &format!("/users/{}", user.id))
+        let mut req = request("PATCH", &format!("/users/{}", user.uuid))
             .bearer(&user.token)
             .raw_body(&body);
         if let Some(content_type) = content_type {
@@ -438,13 +448,17 @@ async fn malformed_patch_requests_get_an_error_body_and_write_nothing() {
             response.text
         );
     }
-    let unknown = call(&app, patch(&user.id, &user.token, json!({"isAdmin": true}))).await;
+    let unknown = call(
+        &app,
+        patch(&user.uuid, &user.token, json!({"isAdmin": true})),
+    )
+    .await;
     assert!(
         unknown.body["error"]["fields"]["isAdmin"].is_array(),
         "{}",
         unknown.text
     );
-    assert_eq!(stored(&app, &user.id).await.unwrap().version, 1);
+    assert_eq!(stored(&app, &user.uuid).await.unwrap().version, 1);
 }
 
 #[tokio::test]
@@ -452,12 +466,12 @@ async fn the_recorded_api_gateway_event_patches_the_user() {
     let app = testkit::app().await;
     let user = register(&app, "event").await;
     let response = TestResponse::from(
-        users::handle(&app, testkit::event("users-patch", &user.token, &user.id)).await,
+        users::handle(&app, testkit::event("users-patch", &user.token, &user.uuid)).await,
     );
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(response.body["data"]["lastName"], "King");
     let response = TestResponse::from(
-        users::handle(&app, testkit::event("users-get", &user.token, &user.id)).await,
+        users::handle(&app, testkit::event("users-get", &user.token, &user.uuid)).await,
     );
     assert_eq!(response.status, 200, "{}", response.text);
 }

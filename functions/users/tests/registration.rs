@@ -5,7 +5,7 @@ use shared::testkit;
 use shared::testkit::{TestResponse, request};
 
 fn unique_email() -> String {
-    format!("reg-{}@example.com", uuid::Uuid::new_v4().simple())
+    testkit::accounts::unique_email("reg")
 }
 
 #[tokio::test]

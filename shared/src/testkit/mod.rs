@@ -4,6 +4,8 @@
 //!
 //! The emulators and their endpoints come from `cargo xtask test`.
 
+pub mod accounts;
+
 use std::sync::Arc;
 
 use lambda_http::http::{HeaderMap, Method};
