@@ -9,6 +9,8 @@ mod dev;
 #[cfg(test)]
 mod events_test;
 mod localenv;
+#[cfg(test)]
+mod openapi_test;
 mod process;
 mod router;
 mod runtime_api;
