@@ -10,7 +10,14 @@ use shared::sessions::{self, DeviceInfo, LoginOutcome};
 use shared::{Access, ApiError, App};
 
 pub async fn handle(app: &App, req: Request) -> Response {
-    http::respond(route(app, req).await)
+    let mut response = http::respond(route(app, req).await);
+    // API.md: no answer may be cached, tokens and presigned URLs least of all. The JWKS sets
+    // its own policy.
+    response
+        .headers_mut()
+        .entry(lambda_http::http::header::CACHE_CONTROL)
+        .or_insert(lambda_http::http::HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn route(app: &App, req: Request) -> Result<Response, ApiError> {
