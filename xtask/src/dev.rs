@@ -103,6 +103,7 @@ fn print_banner(stack: &Stack) {
         "
 xtask: serving the API on http://{API_ADDR}
   API       http://{API_ADDR}   (try: curl http://{API_ADDR}/.well-known/jwks.json)
+  OpenAPI   http://{API_ADDR}/openapi.yaml
   moto      http://127.0.0.1:{moto}   (sent mail and SMS: http://127.0.0.1:{moto}/moto-api/data.json)
   DynamoDB  http://127.0.0.1:{ddb}   (table {DEV_TABLE}, in memory: gone when stopped)
   logs      {logs}
