@@ -67,6 +67,9 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
             .current_dir(&root);
         env.apply_to_command(&mut step);
         let outcome = run_step(&mut step, &mut signals).await;
+        let outcome =
+            crate::schemathesis::after_tests(outcome, &nextest_args, &cargo, &root, &mut signals)
+                .await;
         stack.stop().await;
         if let Some(code) = outcome? {
             return Ok(ExitCode::from(code));
@@ -81,7 +84,10 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
 }
 
 /// Runs one step to completion; `Some(code)` when it failed or a signal stopped it.
-async fn run_step(step: &mut tokio::process::Command, signals: &mut Signals) -> Result<Option<u8>> {
+pub(crate) async fn run_step(
+    step: &mut tokio::process::Command,
+    signals: &mut Signals,
+) -> Result<Option<u8>> {
     let description = step
         .as_std()
         .get_args()

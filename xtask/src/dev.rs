@@ -35,7 +35,7 @@ async fn serve(root: &Path) -> Result<ExitCode> {
 
     let setup = async {
         let stack = Stack::start(root, DEV_PORTS).await?;
-        let app = provision(&template).await?;
+        let app = provision(&template, DEV_TABLE, DEV_BUCKET).await?;
         Ok::<_, crate::Error>((stack, app))
     };
     // Dropping `setup` on a signal drops any emulator already started, which stops it.
@@ -71,8 +71,8 @@ async fn serve(root: &Path) -> Result<ExitCode> {
 }
 
 /// The table, bucket and SES sender the app expects, then the app itself, built like a cold
-/// start.
-async fn provision(template: &str) -> Result<App> {
+/// start (so `TABLE_NAME` and `REPORTS_BUCKET` must name `table` and `bucket`).
+pub(crate) async fn provision(template: &str, table: &str, bucket: &str) -> Result<App> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -82,8 +82,8 @@ async fn provision(template: &str) -> Result<App> {
     );
     let ses = aws_sdk_ses::Client::new(&aws);
     let mail_from = std::env::var("MAIL_FROM")?;
-    shared::localstack::create_table(&dynamodb, template, DEV_TABLE).await?;
-    shared::localstack::create_bucket(&s3, DEV_BUCKET).await?;
+    shared::localstack::create_table(&dynamodb, template, table).await?;
+    shared::localstack::create_bucket(&s3, bucket).await?;
     shared::localstack::verify_sender(&ses, &mail_from).await?;
     Ok(App::from_env().await?)
 }
@@ -103,6 +103,7 @@ fn print_banner(stack: &Stack) {
         "
 xtask: serving the API on http://{API_ADDR}
   API       http://{API_ADDR}   (try: curl http://{API_ADDR}/.well-known/jwks.json)
+  OpenAPI   http://{API_ADDR}/openapi.yaml
   moto      http://127.0.0.1:{moto}   (sent mail and SMS: http://127.0.0.1:{moto}/moto-api/data.json)
   DynamoDB  http://127.0.0.1:{ddb}   (table {DEV_TABLE}, in memory: gone when stopped)
   logs      {logs}

@@ -10,9 +10,12 @@ mod dev;
 mod events_test;
 mod iam;
 mod localenv;
+#[cfg(test)]
+mod openapi_test;
 mod process;
 mod router;
 mod runtime_api;
+mod schemathesis;
 mod serve;
 mod stack;
 
@@ -39,6 +42,10 @@ usage:
       emulators of its own on ports 8002/5002, and print cold starts (N fresh processes per
       function, default 5), warm latency (N invocations per route, default 200) and peak memory;
       also written to target/bench/report.json.
+  cargo xtask schemathesis
+      Schemathesis against the API (as `dev` serves it, on a free port) over emulators on ports
+      8001/5001, with a user's and a csrAdmin's token: no 5xx, answers as openapi.yaml says,
+      none slow. The last step of `cargo xtask test`.
 ";
 
 fn main() -> ExitCode {
@@ -50,6 +57,7 @@ fn main() -> ExitCode {
         Some("admin") => admin::Args::parse(&rest).and_then(admin::run),
         Some("test") => check::run(rest),
         Some("bench") => bench::Args::parse(&rest).and_then(bench::run),
+        Some("schemathesis") if rest.is_empty() => schemathesis::run(),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, COOKIE, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use shared::{ApiError, App};
@@ -115,6 +115,9 @@ async fn dispatch(
         }
     };
 
+    if let Some(spec) = openapi_spec(&parts.method, parts.uri.path()) {
+        return Ok(("openapi.yaml", spec));
+    }
     let Some(matched) = router.resolve(&parts.method, parts.uri.path()) else {
         return Err(gateway_error(StatusCode::NOT_FOUND, "Not Found"));
     };
@@ -235,6 +238,29 @@ fn event(
     event
 }
 
+/// `GET /openapi.yaml`: the API's description, read on every request so edits show at once.
+/// Only the dev server has this route; the deployed API does not.
+fn openapi_spec(method: &Method, path: &str) -> Option<HyperResponse> {
+    if method != Method::GET || path != "/openapi.yaml" {
+        return None;
+    }
+    let path = crate::root().join("openapi.yaml");
+    Some(match std::fs::read(&path) {
+        Ok(spec) => {
+            let mut response = Response::new(Full::new(Bytes::from(spec)));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, path = %path.display(), "cannot read the OpenAPI description");
+            gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    })
+}
+
 fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> HyperResponse {
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
@@ -286,6 +312,19 @@ mod tests {
             "req-1",
         );
         lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_openapi_description_is_served_as_yaml_on_get_only() {
+        let response = openapi_spec(&Method::GET, "/openapi.yaml").expect("served");
+
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[hyper::header::CONTENT_TYPE],
+            "application/yaml"
+        );
+        assert!(openapi_spec(&Method::POST, "/openapi.yaml").is_none());
+        assert!(openapi_spec(&Method::GET, "/openapi.yml").is_none());
     }
 
     #[test]

@@ -47,9 +47,10 @@ struct RegisterBody {
     last_name: Option<String>,
     full_name: Option<String>,
     marketing_opt_in: Option<bool>,
-    /// Deprecated in the seed: accepted and ignored (registering records agreement now).
+    /// Deprecated in the seed: accepted and ignored (registering records agreement now), but
+    /// still the seed's string: another type is a field error like any other.
     #[allow(dead_code)]
-    tos_agreed_to_at: Option<serde_json::Value>,
+    tos_agreed_to_at: Option<String>,
 }
 
 async fn register(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
@@ -126,4 +127,21 @@ async fn get(app: &impl MailContext, req: &Request, id: &str) -> Result<Response
         .await?
         .ok_or(ApiError::UserNotFound)?;
     Ok(http::with_etag(http::ok(views::user(&user)), user.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_deprecated_tos_date_is_ignored_but_must_be_a_string() {
+        let body =
+            |value| serde_json::from_value::<RegisterBody>(json!({ "tosAgreedToAt": value }));
+
+        assert!(body(json!("2020-01-01T00:00:00Z")).is_ok());
+        assert!(body(json!(null)).is_ok());
+        assert!(body(json!(5)).is_err());
+        assert!(body(json!({})).is_err());
+    }
 }

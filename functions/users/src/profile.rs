@@ -33,9 +33,9 @@ struct PatchBody {
     email: Option<String>,
     marketing_opt_in: Option<bool>,
     tos_agreed: Option<bool>,
-    /// Deprecated in the seed: accepted and ignored.
+    /// Deprecated in the seed: accepted and ignored, but still the seed's string.
     #[allow(dead_code)]
-    tos_agreed_to_at: Option<IgnoredAny>,
+    tos_agreed_to_at: Option<String>,
     password: Option<String>,
     current_password: Option<String>,
     status: Option<String>,
@@ -236,5 +236,14 @@ mod tests {
         assert_eq!(with_if_match("W/\"7\""), Some(vec![7]));
         assert_eq!(with_if_match("\"3\", \"4\""), Some(vec![3, 4]));
         assert_eq!(with_if_match("\"abc\""), Some(vec![]));
+    }
+
+    #[test]
+    fn the_deprecated_tos_date_is_ignored_but_must_be_a_string() {
+        let body = |value| serde_json::from_value::<PatchBody>(json!({ "tosAgreedToAt": value }));
+
+        assert!(body(json!("2020-01-01T00:00:00Z")).is_ok());
+        assert!(body(json!(null)).is_ok());
+        assert!(body(json!(5)).is_err());
     }
 }

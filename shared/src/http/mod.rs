@@ -83,7 +83,13 @@ where
     let served = async move {
         let started = std::time::Instant::now();
         let path = Route::of(&req);
-        let response = respond(route(req, path).await);
+        let mut response = respond(route(req, path).await);
+        // API.md: no answer may be cached, tokens and presigned URLs least of all. A route
+        // with a policy of its own (the JWKS) keeps it.
+        response
+            .headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
         tracing::info!(
             status = response.status().as_u16(),
             ms = started.elapsed().as_secs_f64() * 1000.0,
