@@ -400,10 +400,10 @@ async fn uncount_send(core: &Core, user: UserId, at: OffsetDateTime) -> Result<(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CodeBody {
     code: Option<String>,
-    /// Deprecated in the seed; accepted and ignored.
+    /// Deprecated in the seed (a string there); accepted and ignored.
     #[serde(rename = "sessionUUID")]
     #[allow(dead_code)]
-    session_uuid: Option<serde_json::Value>,
+    session_uuid: Option<String>,
 }
 
 impl CodeBody {
@@ -515,6 +515,20 @@ mod tests {
             .unwrap()
             .unwrap();
         (session, claims)
+    }
+
+    #[test]
+    fn the_deprecated_session_uuid_must_be_a_string_when_sent() {
+        let parse = |body: serde_json::Value| {
+            crate::http::from_object::<CodeBody>(body.as_object().unwrap().clone())
+        };
+        assert!(parse(serde_json::json!({"code": "1", "sessionUUID": "x"})).is_ok());
+        assert!(parse(serde_json::json!({"code": "1", "sessionUUID": null})).is_ok());
+        match parse(serde_json::json!({"code": "1", "sessionUUID": 5})) {
+            Err(ApiError::Validation(fields)) => assert!(fields.contains_key("sessionUUID")),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("a number was taken as a session uuid"),
+        }
     }
 
     #[tokio::test]
