@@ -2,6 +2,8 @@
 //! the DynamoDB adapter (integration tests on DynamoDB Local).
 
 pub mod codes;
+pub mod lockouts;
 pub mod reports;
+pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -1,17 +1,15 @@
-//! The storage contract: one suite, run against the in-memory adapter (unit tests) and the
+//! The contract of `UserStore`, run against the in-memory adapter (unit tests) and the
 //! DynamoDB adapter (integration tests on DynamoDB Local), so both behave the same.
 
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::StoreError;
 use crate::domain::ids::UserId;
-use crate::domain::lockout::{Lockout, LockoutStore};
-use crate::domain::session::SessionStore;
-use crate::domain::session::{Session, Stage};
+use crate::domain::session::{Session, SessionStore, Stage};
 use crate::domain::user::{Status, User};
 use crate::domain::user::{UserPartition, UserStore, user_sort_key};
 
-fn user(email: &str, created_at: OffsetDateTime) -> User {
+pub(super) fn user(email: &str, created_at: OffsetDateTime) -> User {
     let created_at = crate::domain::clock::Clock::truncate(created_at);
     User {
         id: UserId::new(),
@@ -41,13 +39,11 @@ fn next_version(previous: &User) -> User {
 }
 
 /// Runs every check on a store that starts empty.
-pub async fn run_all<S: UserStore + SessionStore + LockoutStore>(store: &S) {
+pub async fn run_all<S: UserStore + SessionStore>(store: &S) {
     users_are_unique_by_email_and_round_trip(store).await;
     saves_are_versioned_and_move_email_claims(store).await;
     deleting_releases_the_email(store).await;
     listing_follows_the_indexes(store).await;
-    sessions_round_trip_and_are_versioned(store).await;
-    lockouts_are_versioned(store).await;
 }
 
 async fn users_are_unique_by_email_and_round_trip<S: UserStore>(store: &S) {
@@ -178,71 +174,6 @@ async fn listing_follows_the_indexes<S: UserStore>(store: &S) {
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
-}
-
-async fn sessions_round_trip_and_are_versioned<S: SessionStore + UserStore>(store: &S) {
-    let now = crate::domain::clock::Clock::system().now();
-    let owner = user("sessions@example.com", now);
-    store.create_user(&owner).await.unwrap();
-    let mut session = Session::new(owner.id, 0, Stage::Full, now);
-    let _token = session.rotate(now);
-    store.create_session(&session).await.unwrap();
-    assert_eq!(
-        store.get_session(session.id).await.unwrap().as_ref(),
-        Some(&session)
-    );
-
-    let (found_user, found_session) = store
-        .get_user_and_session(owner.id, session.id)
-        .await
-        .unwrap();
-    assert_eq!(found_user.map(|u| u.id), Some(owner.id));
-    assert_eq!(found_session.as_ref(), Some(&session));
-
-    let mut rotated = session.clone();
-    rotated.version += 1;
-    let _ = rotated.rotate(now);
-    store.save_session(&rotated, session.version).await.unwrap();
-    assert!(matches!(
-        store.save_session(&rotated, session.version).await,
-        Err(StoreError::VersionConflict)
-    ));
-    assert!(store.delete_session(session.id).await.unwrap());
-    assert!(!store.delete_session(session.id).await.unwrap());
-    assert!(matches!(
-        store.save_session(&rotated, rotated.version).await,
-        Err(StoreError::NotFound)
-    ));
-}
-
-async fn lockouts_are_versioned<S: LockoutStore>(store: &S) {
-    let now = crate::domain::clock::Clock::system().now();
-    let lockout = Lockout {
-        email_key: "locked@example.com".into(),
-        failures: 1,
-        window_start: now,
-        last_failure_at: now,
-        locked_until: None,
-        lock_secs: 0,
-        version: 1,
-    };
-    store.put_lockout(&lockout, None).await.unwrap();
-    assert!(matches!(
-        store.put_lockout(&lockout, None).await,
-        Err(StoreError::VersionConflict)
-    ));
-    let next = Lockout {
-        failures: 2,
-        version: 2,
-        ..lockout.clone()
-    };
-    store.put_lockout(&next, Some(1)).await.unwrap();
-    assert_eq!(
-        store.get_lockout("locked@example.com").await.unwrap(),
-        Some(next)
-    );
-    store.clear_lockout("locked@example.com").await.unwrap();
-    assert_eq!(store.get_lockout("locked@example.com").await.unwrap(), None);
 }
 
 #[cfg(test)]

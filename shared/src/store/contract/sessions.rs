@@ -1,0 +1,56 @@
+//! The contract of `SessionStore`, run against the in-memory adapter (unit tests) and the
+//! DynamoDB adapter (integration tests on DynamoDB Local), so both behave the same.
+
+use crate::domain::StoreError;
+use crate::domain::session::{Session, SessionStore, Stage};
+use crate::domain::user::UserStore;
+
+use super::users::user;
+
+/// Runs every check on a store that starts empty.
+pub async fn run_all<S: SessionStore + UserStore>(store: &S) {
+    sessions_round_trip_and_are_versioned(store).await;
+}
+
+async fn sessions_round_trip_and_are_versioned<S: SessionStore + UserStore>(store: &S) {
+    let now = crate::domain::clock::Clock::system().now();
+    let owner = user("sessions@example.com", now);
+    store.create_user(&owner).await.unwrap();
+    let mut session = Session::new(owner.id, 0, Stage::Full, now);
+    let _token = session.rotate(now);
+    store.create_session(&session).await.unwrap();
+    assert_eq!(
+        store.get_session(session.id).await.unwrap().as_ref(),
+        Some(&session)
+    );
+
+    let (found_user, found_session) = store
+        .get_user_and_session(owner.id, session.id)
+        .await
+        .unwrap();
+    assert_eq!(found_user.map(|u| u.id), Some(owner.id));
+    assert_eq!(found_session.as_ref(), Some(&session));
+
+    let mut rotated = session.clone();
+    rotated.version += 1;
+    let _ = rotated.rotate(now);
+    store.save_session(&rotated, session.version).await.unwrap();
+    assert!(matches!(
+        store.save_session(&rotated, session.version).await,
+        Err(StoreError::VersionConflict)
+    ));
+    assert!(store.delete_session(session.id).await.unwrap());
+    assert!(!store.delete_session(session.id).await.unwrap());
+    assert!(matches!(
+        store.save_session(&rotated, rotated.version).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn memory_store_meets_the_contract() {
+        super::run_all(&crate::store::memory::MemoryStore::new()).await;
+    }
+}
