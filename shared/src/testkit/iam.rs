@@ -1,4 +1,5 @@
-//! Records, during integration tests, every AWS request a function makes as the IAM actions it
+//! Records, during integration tests, every AWS request (before it is serialized, when the
+//! operation is known) a function makes as the IAM actions it
 //! needs, so `cargo xtask test` can hold them against what `template.yaml` allows that
 //! function. A request is attributed to the function serving the request it belongs to
 //! ([`crate::telemetry::FUNCTION`]); requests made outside any function (test setup) are not
@@ -8,7 +9,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -26,9 +27,10 @@ impl Intercept for Recorder {
         "IamRecorder"
     }
 
-    fn read_before_execution(
+    fn read_before_serialization(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let Ok(function) = crate::telemetry::FUNCTION.try_with(|function| *function) else {
