@@ -1,6 +1,5 @@
-//! Records, during integration tests, every AWS request (before it is serialized, when the
-//! operation is known) a function makes as the IAM actions it
-//! needs, so `cargo xtask test` can hold them against what `template.yaml` allows that
+//! Records, during integration tests, every AWS request a function makes as the IAM actions it
+//! needs (read just before the request is serialized, once its operation is known), so `cargo xtask test` can hold them against what `template.yaml` allows that
 //! function. A request is attributed to the function serving the request it belongs to
 //! ([`crate::telemetry::FUNCTION`]); requests made outside any function (test setup) are not
 //! recorded.
