@@ -230,7 +230,7 @@ fn find_dynamodb_local(prefix: &Path) -> Option<PathBuf> {
         })
 }
 
-async fn run_logged(command: &mut tokio::process::Command, log: &Path) -> Result<()> {
+pub async fn run_logged(command: &mut tokio::process::Command, log: &Path) -> Result<()> {
     let description = format!("{:?}", command.as_std());
     let file = File::create(log)?;
     let status = command
@@ -372,12 +372,12 @@ fn log_tail(log: &Path) -> String {
 }
 
 /// An exclusive `flock` on a file, released when dropped (or when the process dies).
-struct InstallLock {
+pub struct InstallLock {
     _file: File,
 }
 
 impl InstallLock {
-    async fn acquire(path: &Path) -> Result<Self> {
+    pub async fn acquire(path: &Path) -> Result<Self> {
         let file = File::create(path)?;
         let mut announced = false;
         loop {
@@ -390,7 +390,7 @@ impl InstallLock {
                 return Err(format!("cannot lock {}: {error}", path.display()).into());
             }
             if !announced {
-                println!("xtask: waiting for another xtask to finish installing emulators");
+                println!("xtask: waiting for another xtask to finish installing into .localaws/");
                 announced = true;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
