@@ -1,4 +1,5 @@
-//! `cargo xtask test`: fmt, clippy and the whole test suite, against emulators of its own.
+//! `cargo xtask test`: fmt, clippy, the supply-chain and template checks (`lint`) and the whole
+//! test suite, against emulators of its own.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -46,6 +47,11 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
                 let _ = stack.await;
                 return Ok(ExitCode::from(code));
             }
+        }
+        if let Some(code) = crate::lint::run(&root, &mut signals).await? {
+            stack.abort();
+            let _ = stack.await;
+            return Ok(ExitCode::from(code));
         }
 
         let stack = tokio::select! {

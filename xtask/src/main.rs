@@ -9,6 +9,7 @@ mod dev;
 #[cfg(test)]
 mod events_test;
 mod iam;
+mod lint;
 mod localenv;
 #[cfg(test)]
 mod openapi_test;
@@ -35,8 +36,9 @@ usage:
       Create a csrAdmin, or promote an existing user, in the running dev stack (or in the
       table named by TABLE_NAME when it is set, using the caller's AWS environment).
   cargo xtask test [NEXTEST ARGS...]
-      cargo fmt --check, clippy -D warnings and cargo nextest run --workspace, against emulators
-      of its own on ports 8001/5001 (so it can run beside `dev`).
+      cargo fmt --check, clippy -D warnings, cargo deny check, cfn-lint and sam validate --lint
+      on template.yaml, and cargo nextest run --workspace, against emulators of its own on ports
+      8001/5001 (so it can run beside `dev`).
   cargo xtask bench [--cold N] [--warm N]
       Build the six functions in release, run them behind a local Lambda Runtime API against
       emulators of its own on ports 8002/5002, and print cold starts (N fresh processes per

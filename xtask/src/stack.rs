@@ -390,7 +390,7 @@ impl InstallLock {
                 return Err(format!("cannot lock {}: {error}", path.display()).into());
             }
             if !announced {
-                println!("xtask: waiting for another xtask to finish installing emulators");
+                println!("xtask: waiting for another xtask to finish installing into .localaws/");
                 announced = true;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
