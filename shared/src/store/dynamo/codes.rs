@@ -210,19 +210,12 @@ impl CodeStore for DynamoStore {
     }
 
     async fn get_sms_log(&self, user: UserId) -> Result<Option<SmsLog>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), SMS_LOG_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        let Some(item) = output.item else {
+        let Some(item) = self
+            .get_consistent::<SmsLogItem>(user_pk(user), SMS_LOG_SK)
+            .await?
+        else {
             return Ok(None);
         };
-        let item: SmsLogItem = from_item(item)?;
         Ok(Some(SmsLog {
             user_id: item.user_id,
             sent_at: item

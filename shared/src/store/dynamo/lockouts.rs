@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoStore, backend, from_item, key, parse_ts, to_item, ts};
+use super::{DynamoStore, backend, key, parse_ts, to_item, ts};
 use crate::domain::StoreError;
 use crate::domain::lockout::{Lockout, LockoutStore};
 
@@ -25,19 +25,12 @@ struct LockoutItem {
 #[async_trait]
 impl LockoutStore for DynamoStore {
     async fn get_lockout(&self, email_key: &str) -> Result<Option<Lockout>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("LOGIN#{email_key}"), "LOCKOUT")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        let Some(item) = output.item else {
+        let Some(item) = self
+            .get_consistent::<LockoutItem>(format!("LOGIN#{email_key}"), "LOCKOUT")
+            .await?
+        else {
             return Ok(None);
         };
-        let item: LockoutItem = from_item(item)?;
         Ok(Some(Lockout {
             email_key: item.email_key,
             failures: item.failures,

@@ -85,6 +85,24 @@ impl DynamoStore {
         }
     }
 
+    /// The item at `pk`/`sk` by a strongly consistent read, deserialized.
+    pub async fn get_consistent<T: for<'de> Deserialize<'de>>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        output.item.map(from_item).transpose()
+    }
+
     /// One cheap request, made at cold start so the first invoke finds the TLS connection open.
     pub async fn warm_up(&self) {
         let _ = self

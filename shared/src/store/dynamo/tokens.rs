@@ -9,8 +9,7 @@ use time::OffsetDateTime;
 
 use super::users::UserItem;
 use super::{
-    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, s, to_item,
-    transaction_error, ts,
+    DynamoStore, backend, classify, key, n, parse_ts, put, s, to_item, transaction_error, ts,
 };
 use crate::domain::StoreError;
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore};
@@ -79,19 +78,12 @@ impl TokenStore for DynamoStore {
         kind: TokenKind,
         hash: &str,
     ) -> Result<Option<EmailToken>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(token_pk(kind, hash), "TOKEN")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        let Some(item) = output.item else {
+        let Some(item) = self
+            .get_consistent::<TokenItem>(token_pk(kind, hash), "TOKEN")
+            .await?
+        else {
             return Ok(None);
         };
-        let item: TokenItem = from_item(item)?;
         Ok(Some(EmailToken {
             kind,
             hash: hash.to_owned(),
@@ -152,19 +144,12 @@ impl TokenStore for DynamoStore {
     }
 
     async fn get_mail_log(&self, email_key: &str) -> Result<Option<MailLog>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(mail_log_pk(email_key), "CAP")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        let Some(item) = output.item else {
+        let Some(item) = self
+            .get_consistent::<MailLogItem>(mail_log_pk(email_key), "CAP")
+            .await?
+        else {
             return Ok(None);
         };
-        let item: MailLogItem = from_item(item)?;
         Ok(Some(MailLog {
             email_key: item.email_key,
             sent_at: item
