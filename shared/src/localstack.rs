@@ -55,15 +55,15 @@ pub struct Route {
     pub path: String,
 }
 
-/// Every `HttpApi` route of every `AWS::Serverless::Function`, in template order.
-pub fn routes(template: &str) -> Result<Vec<Route>, Error> {
-    let resources = resources(template)?;
-    let mut routes = Vec::new();
-    for (name, resource) in resources {
+/// Every `AWS::Serverless::Function` as (logical id, cargo binary, resource), in template
+/// order; the binary is its `Metadata.BuildProperties.Binary`.
+fn functions(template: &str) -> Result<Vec<(String, String, Value)>, Error> {
+    let mut functions = Vec::new();
+    for (name, resource) in resources(template)? {
         if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
             continue;
         }
-        let name = name.as_str().unwrap_or("?");
+        let name = name.as_str().unwrap_or("?").to_owned();
         let binary = resource
             .get("Metadata")
             .and_then(|m| m.get("BuildProperties"))
@@ -71,7 +71,17 @@ pub fn routes(template: &str) -> Result<Vec<Route>, Error> {
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 Error::Template(format!("{name} has no Metadata.BuildProperties.Binary"))
-            })?;
+            })?
+            .to_owned();
+        functions.push((name, binary, resource));
+    }
+    Ok(functions)
+}
+
+/// Every `HttpApi` route of every `AWS::Serverless::Function`, in template order.
+pub fn routes(template: &str) -> Result<Vec<Route>, Error> {
+    let mut routes = Vec::new();
+    for (name, binary, resource) in functions(template)? {
         let Some(events) = resource
             .get("Properties")
             .and_then(|p| p.get("Events"))
@@ -110,19 +120,7 @@ pub fn allowed_actions(
     template: &str,
 ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
     let mut allowed = std::collections::BTreeMap::new();
-    for (name, resource) in resources(template)? {
-        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let name = name.as_str().unwrap_or("?");
-        let binary = resource
-            .get("Metadata")
-            .and_then(|m| m.get("BuildProperties"))
-            .and_then(|b| b.get("Binary"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Error::Template(format!("{name} has no Metadata.BuildProperties.Binary"))
-            })?;
+    for (name, binary, resource) in functions(template)? {
         let actions: &mut std::collections::BTreeSet<String> =
             allowed.entry(binary.to_owned()).or_default();
         let policies = resource
