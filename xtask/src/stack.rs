@@ -195,22 +195,7 @@ async fn install(local: &Path) -> Result<Installed> {
     let moto_server = venv.join("bin/moto_server");
     if !moto_server.exists() {
         println!("xtask: installing moto in a Python venv (first run only, a minute or two)");
-        let log = local.join("install-pip.log");
-        if !venv.join("bin/python").exists() {
-            run_logged(command("python3").args(["-m", "venv"]).arg(&venv), &log).await?;
-        }
-        run_logged(
-            command(venv.join("bin/python")).args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-                MOTO_PIP,
-            ]),
-            &log,
-        )
-        .await?;
+        pip_install(&venv, &[MOTO_PIP], &local.join("install-pip.log")).await?;
     }
     Ok(Installed {
         dynamodb_dir,
@@ -230,7 +215,7 @@ fn find_dynamodb_local(prefix: &Path) -> Option<PathBuf> {
         })
 }
 
-pub(crate) async fn run_logged(command: &mut tokio::process::Command, log: &Path) -> Result<()> {
+async fn run_logged(command: &mut tokio::process::Command, log: &Path) -> Result<()> {
     let description = format!("{:?}", command.as_std());
     let file = File::create(log)?;
     let status = command
@@ -369,6 +354,27 @@ fn log_tail(log: &Path) -> String {
     } else {
         tail
     }
+}
+
+/// Installs `packages` into the Python venv at `venv`, creating it first if needed; the output
+/// of both goes to `log`.
+pub(crate) async fn pip_install(venv: &Path, packages: &[&str], log: &Path) -> Result<()> {
+    if !venv.join("bin/python").exists() {
+        run_logged(command("python3").args(["-m", "venv"]).arg(venv), log).await?;
+    }
+    run_logged(
+        command(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+            ])
+            .args(packages),
+        log,
+    )
+    .await
 }
 
 /// An exclusive `flock` on a file, released when dropped (or when the process dies).
