@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use crate::localenv::{LocalEnv, Purpose, TEST_PORTS};
+use crate::localenv::{LocalEnv, Purpose, test_ports};
 use crate::process::{Signals, Stop, command, exit_code, terminate};
 use crate::stack::Stack;
 use crate::{Result, block_on, root};
@@ -13,13 +13,13 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
     let root = root();
     let secrets = root.join(".localaws/test-secrets.json");
     crate::localenv::ensure_secrets_file(&secrets)?;
-    let env = LocalEnv::new(Purpose::Test, TEST_PORTS, &secrets);
+    let env = LocalEnv::new(Purpose::Test, test_ports(), &secrets);
     block_on(async move {
         let mut signals = Signals::new()?;
         // Installing and starting the emulators overlaps with fmt and clippy.
         let stack_root = root.clone();
         let mut stack = tokio::spawn(async move {
-            let started = Stack::start(&stack_root, TEST_PORTS).await;
+            let started = Stack::start(&stack_root, test_ports()).await;
             // Said at once, not only after fmt and clippy are done.
             if let Err(error) = &started {
                 eprintln!("xtask: the emulators for the tests did not start: {error}");

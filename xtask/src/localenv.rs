@@ -13,10 +13,24 @@ pub const DEV_PORTS: Ports = Ports {
     moto: 5000,
 };
 /// Apart from `DEV_PORTS`, so that `cargo xtask test` can run while `cargo xtask dev` serves.
-pub const TEST_PORTS: Ports = Ports {
+const TEST_PORTS: Ports = Ports {
     dynamodb: 8001,
     moto: 5001,
 };
+/// Moves the test emulators by this many ports, so that two checkouts can test at once.
+pub const TEST_PORT_OFFSET_VAR: &str = "XTASK_TEST_PORT_OFFSET";
+
+/// `TEST_PORTS`, moved by `XTASK_TEST_PORT_OFFSET` when it is set.
+pub fn test_ports() -> Ports {
+    let offset = std::env::var(TEST_PORT_OFFSET_VAR)
+        .ok()
+        .and_then(|value| value.parse::<u16>().ok())
+        .unwrap_or(0);
+    Ports {
+        dynamodb: TEST_PORTS.dynamodb + offset,
+        moto: TEST_PORTS.moto + offset,
+    }
+}
 pub const DEV_TABLE: &str = "kuri-users";
 pub const DEV_BUCKET: &str = "kuri-diagnostic-reports";
 pub const API_ADDR: &str = "127.0.0.1:3000";

@@ -38,7 +38,8 @@ usage:
   cargo xtask test [NEXTEST ARGS...]
       cargo fmt --check, clippy -D warnings, cargo deny check, cfn-lint and sam validate --lint
       on template.yaml, and cargo nextest run --workspace, against emulators of its own on ports
-      8001/5001 (so it can run beside `dev`).
+      8001/5001 (so it can run beside `dev`; XTASK_TEST_PORT_OFFSET=N moves them by N, so that
+      two checkouts can test at once).
   cargo xtask bench [--cold N] [--warm N]
       Build the six functions in release, run them behind a local Lambda Runtime API against
       emulators of its own on ports 8002/5002, and print cold starts (N fresh processes per
@@ -46,7 +47,7 @@ usage:
       also written to target/bench/report.json.
   cargo xtask schemathesis
       Schemathesis against the API (as `dev` serves it, on a free port) over emulators on ports
-      8001/5001, with a user's and a csrAdmin's token: no 5xx, answers as openapi.yaml says,
+      8001/5001 (moved as for test), with a user's and a csrAdmin's token: no 5xx, answers as openapi.yaml says,
       none slow. The last step of `cargo xtask test`.
 ";
 

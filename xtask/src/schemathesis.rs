@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use shared::App;
 use tokio::net::TcpListener;
 
-use crate::localenv::{LocalEnv, Purpose, TEST_PORTS};
+use crate::localenv::{LocalEnv, Purpose, test_ports};
 use crate::process::{Signals, command, terminate};
 use crate::router::Router;
 use crate::stack::{InstallLock, REUSE_VAR, Stack, pip_install};
@@ -47,7 +47,7 @@ pub fn run() -> Result<ExitCode> {
     let table = format!("schemathesis-{}", uuid::Uuid::new_v4().simple());
     // SAFETY: no runtime, hence no other thread, exists yet.
     unsafe {
-        LocalEnv::new(Purpose::Test, TEST_PORTS, &secrets).apply_to_process();
+        LocalEnv::new(Purpose::Test, test_ports(), &secrets).apply_to_process();
         std::env::set_var("TABLE_NAME", &table);
         std::env::set_var("REPORTS_BUCKET", BUCKET);
     }
@@ -92,7 +92,7 @@ async fn serve_and_test(root: &Path, table: &str) -> Result<ExitCode> {
 
     let setup = async {
         let (stack, schemathesis) =
-            tokio::try_join!(Stack::start(root, TEST_PORTS), install(root))?;
+            tokio::try_join!(Stack::start(root, test_ports()), install(root))?;
         let app = crate::dev::provision(&template, table, BUCKET).await?;
         Ok::<_, crate::Error>((stack, schemathesis, app))
     };
