@@ -9,6 +9,9 @@ use crate::process::{Signals, Stop, command, exit_code, terminate};
 use crate::stack::Stack;
 use crate::{Result, block_on, root};
 
+/// When set, a filtered run (`cargo xtask test ARGS`) skips fmt, clippy and the lints.
+const QUICK_VAR: &str = "XTASK_QUICK";
+
 pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
     let root = root();
     let secrets = root.join(".localaws/test-secrets.json");
@@ -28,6 +31,8 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
         });
 
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        // For a quick filtered run while working; CI and a plain `cargo xtask test` never set it.
+        let quick = !nextest_args.is_empty() && std::env::var_os(QUICK_VAR).is_some();
         let lint_steps: [&[&str]; 2] = [
             &["fmt", "--all", "--check"],
             &[
@@ -39,7 +44,7 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
                 "warnings",
             ],
         ];
-        for args in lint_steps {
+        for args in lint_steps.into_iter().filter(|_| !quick) {
             let mut step = command(&cargo);
             step.args(args).current_dir(&root);
             if let Some(code) = run_step(&mut step, &mut signals).await? {
@@ -48,7 +53,9 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
                 return Ok(ExitCode::from(code));
             }
         }
-        if let Some(code) = crate::lint::run(&root, &mut signals).await? {
+        if quick {
+            println!("xtask: {QUICK_VAR} is set: fmt, clippy and the lints are skipped");
+        } else if let Some(code) = crate::lint::run(&root, &mut signals).await? {
             stack.abort();
             let _ = stack.await;
             return Ok(ExitCode::from(code));

@@ -39,7 +39,7 @@ usage:
       cargo fmt --check, clippy -D warnings, cargo deny check, cfn-lint and sam validate --lint
       on template.yaml, and cargo nextest run --workspace, against emulators of its own on ports
       8001/5001 (so it can run beside `dev`; XTASK_TEST_PORT_OFFSET=N moves them by N, so that
-      two checkouts can test at once).
+      two checkouts can test at once). With NEXTEST ARGS and XTASK_QUICK=1, only the tests run.
   cargo xtask bench [--cold N] [--warm N]
       Build the six functions in release, run them behind a local Lambda Runtime API against
       emulators of its own on ports 8002/5002, and print cold starts (N fresh processes per
