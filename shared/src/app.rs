@@ -18,6 +18,7 @@ use crate::domain::email_token::TokenStore;
 use crate::domain::lockout::LockoutStore;
 use crate::domain::mail::Mailer;
 use crate::domain::report::{ReportStorage, ReportStore};
+use crate::domain::security_event::{Cause, SecurityEventStore};
 use crate::domain::session::{Session, SessionStore, Stage};
 use crate::domain::sms::CodeSender;
 use crate::domain::user::{User, UserStore};
@@ -39,6 +40,7 @@ pub struct Core {
     pub tokens: Arc<dyn TokenStore>,
     pub codes: Arc<dyn CodeStore>,
     pub reports: Arc<dyn ReportStore>,
+    pub events: Arc<dyn SecurityEventStore>,
     pub hasher: PasswordHasherService,
     pub jwt: Arc<JwtKeys>,
     pub hmac_key: Arc<[u8]>,
@@ -66,6 +68,13 @@ pub struct Principal {
     pub claims: Claims,
 }
 
+impl Principal {
+    /// The caller as the cause of a change, for its security events.
+    pub fn cause(&self) -> Cause {
+        Cause::by(self.user.id, self.user.is_admin(), self.session.id)
+    }
+}
+
 impl Core {
     /// Cold start: configuration, the AWS configuration, keys, the DynamoDB client and one
     /// request to open its connection. The AWS configuration is returned for the function's
@@ -90,7 +99,14 @@ impl Core {
         clock: Clock,
     ) -> Result<Self, StartupError>
     where
-        S: UserStore + SessionStore + LockoutStore + TokenStore + ReportStore + CodeStore + 'static,
+        S: UserStore
+            + SessionStore
+            + LockoutStore
+            + TokenStore
+            + ReportStore
+            + CodeStore
+            + SecurityEventStore
+            + 'static,
     {
         let jwt = JwtKeys::new(
             &secrets.jwt_private_key_der,
@@ -106,7 +122,8 @@ impl Core {
             lockouts: store.clone(),
             tokens: store.clone(),
             codes: store.clone(),
-            reports: store,
+            reports: store.clone(),
+            events: store,
             hasher,
             jwt: Arc::new(jwt),
             hmac_key: secrets.hmac_key.clone().into(),

@@ -547,7 +547,7 @@ async fn admin_removal_of_an_unknown_or_deleted_user_is_404() {
         .await
         .assert_error(404, "User UUID not found.");
     let gone = register(&app).await;
-    shared::service::users::soft_delete(&app, gone.user_id())
+    shared::service::users::soft_delete(&app, gone.user_id(), &Default::default())
         .await
         .unwrap();
     admin_remove(&app, &token, &gone.uuid)

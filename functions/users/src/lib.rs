@@ -11,6 +11,7 @@ use shared::http;
 use shared::http::views;
 use shared::http::{Response, Route};
 use shared::security::password::Password;
+use shared::service::security_events;
 use shared::service::sessions;
 use shared::service::users;
 use shared::service::users::NewUser;
@@ -34,6 +35,7 @@ async fn route(app: &impl MailContext, req: Request, path: Route) -> Result<Resp
         (Method::PATCH, ["users", id]) => profile::patch(app, &req, id).await,
         (Method::DELETE, ["users", id]) => profile::delete(app, &req, id).await,
         (Method::PUT, ["users", id, "roles"]) => roles::put(app, &req, id).await,
+        (Method::GET, ["users", id, "security-events"]) => security_events(app, &req, id).await,
         _ => Err(ApiError::RouteNotFound),
     }
 }
@@ -127,6 +129,19 @@ async fn get(app: &impl MailContext, req: &Request, id: &str) -> Result<Response
         .await?
         .ok_or(ApiError::UserNotFound)?;
     Ok(http::with_etag(http::ok(views::user(&user)), user.version))
+}
+
+async fn security_events(
+    app: &impl MailContext,
+    req: &Request,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
+    let owner = UserId::parse(id).ok_or(ApiError::InvalidUserUuid)?;
+    let query = security_events::ListQuery::parse(&http::query(req))?;
+    let page = security_events::list(app.core(), &principal.user, owner, &query).await?;
+    let items: Vec<_> = page.items.iter().map(views::security_event).collect();
+    Ok(http::list(items, views::meta(&page)))
 }
 
 #[cfg(test)]

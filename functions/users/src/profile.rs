@@ -156,7 +156,7 @@ pub async fn patch(app: &impl MailContext, req: &Request, id: &str) -> Result<Re
         app.core(),
         id,
         change,
-        Some(principal.session.id),
+        &principal.cause(),
         if_match.as_deref(),
     )
     .await?;
@@ -212,7 +212,7 @@ pub async fn delete(app: &impl MailContext, req: &Request, id: &str) -> Result<R
         .ok_or(ApiError::PasswordRequired)?;
     // The caller re-authenticates: a stolen access token alone cannot delete an account.
     users::confirm_password(app.core(), &principal.user, &password).await?;
-    users::soft_delete(app.core(), id).await?;
+    users::soft_delete(app.core(), id, &principal.cause()).await?;
     Ok(http::ok(json!({ "uuid": id, "deleted": true })))
 }
 

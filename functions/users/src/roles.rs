@@ -33,7 +33,7 @@ pub async fn put(app: &impl MailContext, req: &Request, id: &str) -> Result<Resp
         .iter()
         .map(|name| Role::parse(name).ok_or(ApiError::RoleNotFound))
         .collect::<Result<Vec<Role>, ApiError>>()?;
-    let user = users::update(app.core(), id, None, |user| {
+    let user = users::update_by(app.core(), id, None, &principal.cause(), |user| {
         user.set_roles(roles.iter().copied());
         Ok(())
     })

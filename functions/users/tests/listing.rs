@@ -245,7 +245,9 @@ async fn filters_match_exactly_orders_sort_and_count_agrees() {
 #[tokio::test]
 async fn deleted_users_never_appear_in_lists_or_counts() {
     let (app, admin, people) = population().await;
-    users::soft_delete(&app, people[0].id).await.unwrap();
+    users::soft_delete(&app, people[0].id, &Default::default())
+        .await
+        .unwrap();
     let everyone = list(&app, &admin, "?limit=100").await;
     assert_eq!(everyone.body["meta"]["total"], 24);
     assert!(!uuids(&everyone).contains(&people[0].id.to_string()));

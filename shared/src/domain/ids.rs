@@ -69,6 +69,10 @@ id_type!(
     /// A diagnostic report's uuid.
     ReportId
 );
+id_type!(
+    /// A security event's uuid.
+    EventId
+);
 
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,19 @@ pub mod lockout;
 pub mod mail;
 pub mod phone;
 pub mod report;
+pub mod security_event;
 pub mod session;
 pub mod sms;
 pub mod user;
+
+/// Where a page of a list kept in sort-key order starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListStart {
+    /// Skip this many items (page-based listing).
+    Skip(u64),
+    /// After the item with this sort key (cursor-based listing).
+    After(String),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,5 +1,6 @@
 //! The user record, its public view, and its port `UserStore`.
 
+use super::security_event::SecurityEvent;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -189,7 +190,16 @@ pub fn user_sort_key(user: &User) -> String {
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Creates the user and claims its email, in one transaction.
-    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.create_user_recording(user, &[]).await
+    }
+
+    /// [`UserStore::create_user`], recording `events` in the same transaction.
+    async fn create_user_recording(
+        &self,
+        user: &User,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError>;
 
     /// Any user, deleted ones included: callers decide what a deleted user means.
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
@@ -206,6 +216,18 @@ pub trait UserStore: Send + Sync {
         user: &User,
         previous: &User,
         keep_session: Option<SessionId>,
+    ) -> Result<(), StoreError> {
+        self.save_user_recording(user, previous, keep_session, &[])
+            .await
+    }
+
+    /// [`UserStore::save_user`], recording `events` in the same transaction.
+    async fn save_user_recording(
+        &self,
+        user: &User,
+        previous: &User,
+        keep_session: Option<SessionId>,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError>;
 
     async fn count_users(&self, partition: UserPartition) -> Result<u64, StoreError>;

@@ -80,6 +80,7 @@ where
     F: Future<Output = Result<Response, ApiError>>,
 {
     let span = crate::telemetry::request_span(function, &req);
+    let origin = origin(&req);
     let served = async move {
         let started = std::time::Instant::now();
         let path = Route::of(&req);
@@ -97,9 +98,21 @@ where
         );
         response
     };
+    let served = crate::domain::security_event::ORIGIN.scope(origin, served);
     crate::telemetry::FUNCTION
         .scope(function, tracing::Instrument::instrument(served, span))
         .await
+}
+
+/// Where the request came from, as API Gateway saw it, for the security events it causes.
+fn origin(req: &Request) -> crate::domain::security_event::Origin {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    };
+    crate::domain::security_event::Origin::new(ip.as_deref(), header(req.headers(), "user-agent"))
 }
 
 /// The request path split into percent-decoded segments, without empty ones.

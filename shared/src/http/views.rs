@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::domain::clock;
 use crate::domain::ids::SessionId;
 use crate::domain::report::{CreatedReport, ListedReport};
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 use crate::service::paging::Page;
 use crate::service::sessions::Tokens;
@@ -116,5 +117,18 @@ pub fn listed_report(listed: &ListedReport) -> Value {
         "contentType": report.content_type,
         "description": report.description,
         "downloadUrl": listed.download_url,
+    })
+}
+
+/// A security event in its user's listing: what, when, from where and by whom; never a secret.
+pub fn security_event(event: &SecurityEvent) -> Value {
+    json!({
+        "uuid": event.id,
+        "type": event.kind.as_str(),
+        "createdAt": clock::format(event.created_at),
+        "sessionUUID": event.session_id,
+        "ipAddress": event.origin.ip_address,
+        "userAgent": event.origin.user_agent,
+        "actor": event.actor.map(|actor| json!({ "uuid": actor.id, "admin": actor.admin })),
     })
 }

@@ -5,6 +5,7 @@ pub mod lockout;
 pub mod paging;
 pub mod recovery;
 pub mod reports;
+pub mod security_events;
 pub mod sessions;
 pub mod two_factor;
 pub mod user_listing;

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::ApiError;
+use crate::domain::{ListStart, StoreError};
 use crate::security::crypto;
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -86,6 +87,68 @@ pub struct Page<T> {
 pub enum Start {
     Page(u64),
     Cursor(String),
+}
+
+/// What a cursor of a keyed list carries: the page it opens and the sort key of the last item
+/// before it.
+#[derive(Serialize, serde::Deserialize)]
+struct KeyedCursor {
+    page: u64,
+    after: String,
+}
+
+/// One page of a list kept in sort-key order in one partition (a user's reports or events):
+/// `total` items in all, `fetch(start, n)` reads up to `n` from `start`. A page offset skips,
+/// a cursor (sealed under `scope`) resumes after the sort key of the page before it.
+pub async fn keyed_page<T, Fut>(
+    key: &[u8],
+    scope: &str,
+    start: &Start,
+    limit: usize,
+    total: u64,
+    sort_key: impl Fn(&T) -> String,
+    fetch: impl FnOnce(ListStart, usize) -> Fut,
+) -> Result<Page<T>, ApiError>
+where
+    Fut: Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let (page, from) = match start {
+        Start::Page(page) => (
+            *page,
+            ListStart::Skip((page - 1).saturating_mul(limit as u64)),
+        ),
+        Start::Cursor(cursor) => {
+            let state: KeyedCursor = open_cursor(key, scope, cursor)?;
+            (state.page, ListStart::After(state.after))
+        }
+    };
+    let past_the_end = matches!(from, ListStart::Skip(skip) if skip >= total);
+    // One more than asked tells whether another page follows.
+    let mut items = if past_the_end {
+        Vec::new()
+    } else {
+        fetch(from, limit + 1).await?
+    };
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = match items.last() {
+        Some(last) if more => Some(seal_cursor(
+            key,
+            scope,
+            &KeyedCursor {
+                page: page.saturating_add(1),
+                after: sort_key(last),
+            },
+        )),
+        _ => None,
+    };
+    Ok(Page {
+        items,
+        page,
+        limit,
+        total,
+        next_cursor,
+    })
 }
 
 #[cfg(test)]

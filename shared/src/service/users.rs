@@ -6,6 +6,7 @@ use crate::app::Core;
 use crate::domain::StoreError;
 use crate::domain::email::Email;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::security_event::{Cause, EventType, SecurityEvent};
 use crate::domain::user::{Role, Status, User};
 use crate::security::password::Password;
 
@@ -55,7 +56,10 @@ pub async fn register(core: &Core, new: NewUser) -> Result<User, ApiError> {
         created_at: now,
         updated_at: now,
     };
-    core.users.create_user(&user).await?;
+    let registered = SecurityEvent::new(user.id, EventType::UserRegistered, now).by_self();
+    core.users
+        .create_user_recording(&user, &[registered])
+        .await?;
     Ok(user)
 }
 
@@ -70,11 +74,26 @@ pub async fn find_live(core: &Core, id: UserId) -> Result<Option<User>, ApiError
 
 /// Applies `change` to the stored user and saves it if nobody wrote in between, retrying a
 /// few times on a concurrent write. `change` may refuse with an error; it sees fresh data on
-/// each try. Returns the saved user.
+/// each try. Returns the saved user. Its security events have no known cause.
 pub async fn update<F>(
     core: &Core,
     id: UserId,
     keep_session: Option<SessionId>,
+    change: F,
+) -> Result<User, ApiError>
+where
+    F: FnMut(&mut User) -> Result<(), ApiError>,
+{
+    update_by(core, id, keep_session, &Cause::default(), change).await
+}
+
+/// [`update`] on behalf of `cause`: the security events of what changed (`Cause::events`)
+/// are written in the same transaction as the user.
+pub async fn update_by<F>(
+    core: &Core,
+    id: UserId,
+    keep_session: Option<SessionId>,
+    cause: &Cause,
     mut change: F,
 ) -> Result<User, ApiError>
 where
@@ -84,9 +103,15 @@ where
         let previous = find_live(core, id).await?.ok_or(ApiError::UserNotFound)?;
         let mut user = previous.clone();
         change(&mut user)?;
+        let now = core.clock.now();
         user.version = previous.version + 1;
-        user.updated_at = core.clock.now();
-        match core.users.save_user(&user, &previous, keep_session).await {
+        user.updated_at = now;
+        let events = cause.events(&previous, &user, now);
+        match core
+            .users
+            .save_user_recording(&user, &previous, keep_session, &events)
+            .await
+        {
             Ok(()) => return Ok(user),
             Err(StoreError::VersionConflict) => continue,
             Err(other) => return Err(other.into()),
@@ -192,13 +217,13 @@ pub struct ProfileChanged {
 }
 
 /// Applies `change` to the live user when its version is one of `if_match` (any version when
-/// `None`; 412 otherwise). A new password ends every session but `caller_session`;
-/// deactivation ends them all.
+/// `None`; 412 otherwise), on behalf of `cause`. A new password ends every session but the
+/// cause's; deactivation ends them all.
 pub async fn change_profile(
     core: &Core,
     id: UserId,
     change: ProfileChange,
-    caller_session: Option<SessionId>,
+    cause: &Cause,
     if_match: Option<&[u64]>,
 ) -> Result<ProfileChanged, ApiError> {
     let password_hash = match &change.password {
@@ -211,10 +236,12 @@ pub async fn change_profile(
         None => None,
     };
     let deactivating = change.status == Some(Status::Inactive);
-    let keep_session = caller_session.filter(|_| password_hash.is_some() && !deactivating);
+    let keep_session = cause
+        .session
+        .filter(|_| password_hash.is_some() && !deactivating);
     let now = core.clock.now();
     let mut email_changed = false;
-    let user = update(core, id, keep_session, |user| {
+    let user = update_by(core, id, keep_session, cause, |user| {
         if if_match.is_some_and(|versions| !versions.contains(&user.version)) {
             return Err(ApiError::VersionConflict);
         }
@@ -267,10 +294,10 @@ pub async fn change_profile(
     })
 }
 
-/// Soft delete: the user is hidden from every read, the store releases the email, every
-/// session ends and 2FA is removed.
-pub async fn soft_delete(core: &Core, id: UserId) -> Result<User, ApiError> {
-    update(core, id, None, |user| {
+/// Soft delete on behalf of `cause`: the user is hidden from every read, the store releases
+/// the email, every session ends and 2FA is removed.
+pub async fn soft_delete(core: &Core, id: UserId, cause: &Cause) -> Result<User, ApiError> {
+    update_by(core, id, None, cause, |user| {
         user.status = Status::Deleted;
         user.mobile = None;
         user.pending_mobile = None;
@@ -338,7 +365,14 @@ mod tests {
             first_name: Some(Some("Grace".into())),
             ..Default::default()
         };
-        let stale = change_profile(&app, user.id, change, None, Some(&[user.version + 7])).await;
+        let stale = change_profile(
+            &app,
+            user.id,
+            change,
+            &Cause::default(),
+            Some(&[user.version + 7]),
+        )
+        .await;
         assert!(matches!(stale, Err(ApiError::VersionConflict)));
         let stored = find_live(&app, user.id).await.unwrap().unwrap();
         assert_eq!(stored.version, user.version);
@@ -358,13 +392,25 @@ mod tests {
             email: Some(Email::parse(email).unwrap()),
             ..Default::default()
         };
-        let cased = change_profile(&app, user.id, to("CASE@example.com"), None, None)
-            .await
-            .unwrap();
+        let cased = change_profile(
+            &app,
+            user.id,
+            to("CASE@example.com"),
+            &Cause::default(),
+            None,
+        )
+        .await
+        .unwrap();
         assert!(!cased.email_changed && cased.user.email_verified);
-        let moved = change_profile(&app, user.id, to("new@example.com"), None, None)
-            .await
-            .unwrap();
+        let moved = change_profile(
+            &app,
+            user.id,
+            to("new@example.com"),
+            &Cause::default(),
+            None,
+        )
+        .await
+        .unwrap();
         assert!(moved.email_changed && !moved.user.email_verified);
         assert!(register(&app, new_user("case@example.com")).await.is_ok());
     }
@@ -379,7 +425,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let deleted = soft_delete(&app, user.id).await.unwrap();
+        let deleted = soft_delete(&app, user.id, &Cause::default()).await.unwrap();
         assert_eq!(deleted.status, Status::Deleted);
         assert_eq!(
             (deleted.mobile, deleted.session_epoch),

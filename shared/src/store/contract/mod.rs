@@ -2,6 +2,7 @@
 //! the DynamoDB adapter (integration tests on DynamoDB Local).
 
 pub mod codes;
+pub mod events;
 pub mod lockouts;
 pub mod reports;
 pub mod sessions;

@@ -14,11 +14,14 @@ use crate::domain::clock;
 use crate::domain::ids::{SessionId, UserId};
 
 mod codes;
+mod events;
 mod lockouts;
 mod reports;
 mod sessions;
 mod tokens;
 mod users;
+
+pub use events::put_event;
 
 pub type Item = HashMap<String, AttributeValue>;
 

@@ -8,11 +8,12 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DynamoStore, Item, backend, classify, email_pk, from_item, key, n, parse_ts, put, s,
+    DynamoStore, Item, backend, classify, email_pk, from_item, key, n, parse_ts, put, put_event, s,
     session_pk, to_item, transaction_error, ts, user_pk,
 };
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::{Role, Status, User, UserPartition, UserStore, user_sort_key};
 
 #[derive(Serialize, Deserialize)]
@@ -109,19 +110,22 @@ pub(super) fn user_from_item(item: Item) -> Result<User, StoreError> {
 
 #[async_trait]
 impl UserStore for DynamoStore {
-    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+    async fn create_user_recording(
+        &self,
+        user: &User,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
         let user_item = to_item(&UserItem::from_user(user))?;
         let mut claim = key(email_pk(&user.email_key()), "EMAIL");
         claim.insert("userId".into(), s(user.id.to_string()));
+        let mut items = vec![
+            put(&self.table, user_item, "attribute_not_exists(pk)", None)?,
+            put(&self.table, claim, "attribute_not_exists(pk)", None)?,
+        ];
+        items.extend(events_puts(&self.table, events)?);
         self.client
             .transact_write_items()
-            .transact_items(put(
-                &self.table,
-                user_item,
-                "attribute_not_exists(pk)",
-                None,
-            )?)
-            .transact_items(put(&self.table, claim, "attribute_not_exists(pk)", None)?)
+            .set_transact_items(Some(items))
             .send()
             .await
             .map_err(|error| transaction_error(error, |_| StoreError::EmailTaken))?;
@@ -164,11 +168,12 @@ impl UserStore for DynamoStore {
             .filter(|user| user.status != Status::Deleted))
     }
 
-    async fn save_user(
+    async fn save_user_recording(
         &self,
         user: &User,
         previous: &User,
         keep_session: Option<SessionId>,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         let version_values = HashMap::from([(":v".to_owned(), n(previous.version))]);
         let mut items = vec![put(
@@ -218,6 +223,7 @@ impl UserStore for DynamoStore {
                     .build(),
             );
         }
+        items.extend(events_puts(&self.table, events)?);
         if items.len() == 1 {
             let Some(TransactWriteItem { put: Some(put), .. }) = items.pop() else {
                 unreachable!("the first item is the user put");
@@ -320,4 +326,12 @@ fn partition_key(partition: UserPartition) -> (&'static str, &'static str, Strin
             ("gsi1", "gsi1pk", format!("USERSTATUS#{}", status.as_str()))
         }
     }
+}
+
+/// The puts recording `events`, to join a transaction.
+fn events_puts(
+    table: &str,
+    events: &[SecurityEvent],
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    events.iter().map(|event| put_event(table, event)).collect()
 }

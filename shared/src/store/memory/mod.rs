@@ -12,6 +12,7 @@ use crate::domain::session::Session;
 use crate::domain::user::User;
 
 mod codes;
+mod events;
 mod lockouts;
 mod reports;
 mod sessions;
@@ -31,6 +32,7 @@ pub struct MemoryStore {
     codes: Mutex<HashMap<UserId, OneTimeCode>>,
     sms_logs: Mutex<HashMap<UserId, SmsLog>>,
     pub(super) reports: Mutex<reports::MemoryReports>,
+    pub(super) events: Mutex<events::MemoryEvents>,
 }
 
 impl MemoryStore {

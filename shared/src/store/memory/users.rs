@@ -5,11 +5,16 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::{Status, User, UserPartition, UserStore, user_sort_key};
 
 #[async_trait]
 impl UserStore for MemoryStore {
-    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+    async fn create_user_recording(
+        &self,
+        user: &User,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
         let mut emails = self.emails.lock().unwrap();
         let mut users = self.users.lock().unwrap();
         if emails.contains_key(&user.email_key()) || users.contains_key(&user.id) {
@@ -17,6 +22,7 @@ impl UserStore for MemoryStore {
         }
         emails.insert(user.email_key(), user.id);
         users.insert(user.id, user.clone());
+        self.record_all(events);
         Ok(())
     }
 
@@ -31,11 +37,12 @@ impl UserStore for MemoryStore {
             .filter(|user| user.status != Status::Deleted))
     }
 
-    async fn save_user(
+    async fn save_user_recording(
         &self,
         user: &User,
         previous: &User,
         keep_session: Option<SessionId>,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         let mut emails = self.emails.lock().unwrap();
         let mut users = self.users.lock().unwrap();
@@ -64,6 +71,7 @@ impl UserStore for MemoryStore {
             session.version += 1;
         }
         users.insert(user.id, user.clone());
+        self.record_all(events);
         Ok(())
     }
 
