@@ -17,6 +17,7 @@ use crate::domain::code::CodeStore;
 use crate::domain::email_token::TokenStore;
 use crate::domain::lockout::LockoutStore;
 use crate::domain::mail::Mailer;
+use crate::domain::passkey::PasskeyStore;
 use crate::domain::report::{ReportStorage, ReportStore};
 use crate::domain::session::{Session, SessionStore, Stage};
 use crate::domain::sms::CodeSender;
@@ -39,6 +40,7 @@ pub struct Core {
     pub tokens: Arc<dyn TokenStore>,
     pub codes: Arc<dyn CodeStore>,
     pub reports: Arc<dyn ReportStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub hasher: PasswordHasherService,
     pub jwt: Arc<JwtKeys>,
     pub hmac_key: Arc<[u8]>,
@@ -90,7 +92,14 @@ impl Core {
         clock: Clock,
     ) -> Result<Self, StartupError>
     where
-        S: UserStore + SessionStore + LockoutStore + TokenStore + ReportStore + CodeStore + 'static,
+        S: UserStore
+            + SessionStore
+            + LockoutStore
+            + TokenStore
+            + ReportStore
+            + CodeStore
+            + PasskeyStore
+            + 'static,
     {
         let jwt = JwtKeys::new(
             &secrets.jwt_private_key_der,
@@ -106,7 +115,8 @@ impl Core {
             lockouts: store.clone(),
             tokens: store.clone(),
             codes: store.clone(),
-            reports: store,
+            reports: store.clone(),
+            passkeys: store,
             hasher,
             jwt: Arc::new(jwt),
             hmac_key: secrets.hmac_key.clone().into(),

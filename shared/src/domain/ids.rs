@@ -69,6 +69,14 @@ id_type!(
     /// A diagnostic report's uuid.
     ReportId
 );
+id_type!(
+    /// A registered passkey's uuid.
+    PasskeyId
+);
+id_type!(
+    /// A WebAuthn ceremony's uuid (`ceremonyUUID`).
+    CeremonyId
+);
 
 #[cfg(test)]
 mod tests {

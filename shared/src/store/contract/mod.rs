@@ -3,6 +3,7 @@
 
 pub mod codes;
 pub mod lockouts;
+pub mod passkeys;
 pub mod reports;
 pub mod sessions;
 pub mod tokens;

@@ -15,6 +15,7 @@ use crate::domain::ids::{SessionId, UserId};
 
 mod codes;
 mod lockouts;
+mod passkeys;
 mod reports;
 mod sessions;
 mod tokens;

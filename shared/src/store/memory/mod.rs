@@ -13,6 +13,7 @@ use crate::domain::user::User;
 
 mod codes;
 mod lockouts;
+mod passkeys;
 mod reports;
 mod sessions;
 mod tokens;
@@ -31,6 +32,7 @@ pub struct MemoryStore {
     codes: Mutex<HashMap<UserId, OneTimeCode>>,
     sms_logs: Mutex<HashMap<UserId, SmsLog>>,
     pub(super) reports: Mutex<reports::MemoryReports>,
+    passkeys: Mutex<passkeys::MemoryPasskeys>,
 }
 
 impl MemoryStore {
