@@ -164,7 +164,10 @@ mod tests {
         let listed = config(&[
             ("TABLE_NAME", "t"),
             ("SECRETS_ID", "s"),
-            ("WEBAUTHN_ORIGINS", "https://app.kuri.example, android:apk-key-hash:abc"),
+            (
+                "WEBAUTHN_ORIGINS",
+                "https://app.kuri.example, android:apk-key-hash:abc",
+            ),
         ])
         .unwrap();
         assert_eq!(

@@ -21,10 +21,13 @@ async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
 async fn registration_options(app: &App, account: &Account) -> TestResponse {
     call(
         app,
-        request("POST", &format!("/users/{}/passkeys/registration-options", account.uuid))
-            .bearer(&account.token)
-            .json(json!({ "currentPassword": PASSWORD }))
-            .build(),
+        request(
+            "POST",
+            &format!("/users/{}/passkeys/registration-options", account.uuid),
+        )
+        .bearer(&account.token)
+        .json(json!({ "currentPassword": PASSWORD }))
+        .build(),
     )
     .await
 }
@@ -116,10 +119,19 @@ async fn a_passkey_registers_and_then_logs_in_without_a_password() {
     let public_key = &options.body["data"]["publicKey"];
     assert_eq!(public_key["attestation"], "none");
     assert_eq!(public_key["rp"]["id"], "localhost");
-    assert_eq!(public_key["authenticatorSelection"]["userVerification"], "required");
-    assert_eq!(public_key["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(
+        public_key["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    assert_eq!(
+        public_key["authenticatorSelection"]["residentKey"],
+        "required"
+    );
     let algs = algorithms(public_key);
-    assert!(algs.contains(&-7) && algs.contains(&-257) && algs.contains(&-8), "{algs:?}");
+    assert!(
+        algs.contains(&-7) && algs.contains(&-257) && algs.contains(&-8),
+        "{algs:?}"
+    );
     assert_eq!(options.header("cache-control"), Some("no-store"));
 
     let credential = phone.register(public_key);
@@ -135,11 +147,23 @@ async fn a_passkey_registers_and_then_logs_in_without_a_password() {
     .await;
     assert_eq!(registered.status, 201, "{}", registered.text);
     let passkey = &registered.body["data"];
-    let mut keys: Vec<&str> = passkey.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = passkey
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
-    assert_eq!(keys, ["backedUp", "createdAt", "lastUsedAt", "name", "uuid"]);
     assert_eq!(
-        (&passkey["name"], &passkey["backedUp"], &passkey["lastUsedAt"]),
+        keys,
+        ["backedUp", "createdAt", "lastUsedAt", "name", "uuid"]
+    );
+    assert_eq!(
+        (
+            &passkey["name"],
+            &passkey["backedUp"],
+            &passkey["lastUsedAt"]
+        ),
         (&json!("Ada's phone"), &json!(true), &Value::Null)
     );
     let notices = testkit::emails_to(&account.email).await;
@@ -159,7 +183,8 @@ async fn a_passkey_registers_and_then_logs_in_without_a_password() {
             .is_none_or(Vec::is_empty),
         "discoverable login names no credential: {request_options}"
     );
-    let logged_in = finish_login(&app, &options["ceremonyUUID"], phone.login(request_options)).await;
+    let logged_in =
+        finish_login(&app, &options["ceremonyUUID"], phone.login(request_options)).await;
     assert_eq!(logged_in.status, 201, "{}", logged_in.text);
     let body = &logged_in.body["data"];
     assert_eq!(body["twoFactorRequired"], false);
@@ -169,7 +194,11 @@ async fn a_passkey_registers_and_then_logs_in_without_a_password() {
 
     let token = body["token"].as_str().unwrap();
     let listed = list(&app, token, &account.uuid).await;
-    assert_eq!(listed.status, 200, "the new session's token works: {}", listed.text);
+    assert_eq!(
+        listed.status, 200,
+        "the new session's token works: {}",
+        listed.text
+    );
     assert!(listed.body["data"][0]["lastUsedAt"].is_string());
 }
 
@@ -183,7 +212,10 @@ async fn ed25519_and_rs256_passkeys_register_and_log_in() {
         assert_eq!(registered.status, 201, "{}", registered.text);
         let logged_in = login(&app, &mut key).await;
         assert_eq!(logged_in.status, 201, "{}", logged_in.text);
-        assert_eq!(logged_in.body["data"]["user"]["uuid"], account.uuid.as_str());
+        assert_eq!(
+            logged_in.body["data"]["user"]["uuid"],
+            account.uuid.as_str()
+        );
     }
     assert_eq!(passkeys_of(&app, &account).await.len(), 2);
 }
@@ -198,7 +230,12 @@ async fn a_replayed_ceremony_is_refused_and_writes_nothing() {
         "ceremonyUUID": options.body["data"]["ceremonyUUID"],
         "credential": phone.register(&options.body["data"]["publicKey"]),
     });
-    assert_eq!(finish_registration(&app, &account, body.clone()).await.status, 201);
+    assert_eq!(
+        finish_registration(&app, &account, body.clone())
+            .await
+            .status,
+        201
+    );
     let mut other = Authenticator::new(Algorithm::Es256);
     let replayed = json!({
         "ceremonyUUID": options.body["data"]["ceremonyUUID"],
@@ -222,7 +259,10 @@ async fn a_replayed_ceremony_is_refused_and_writes_nothing() {
 async fn a_wrong_origin_or_rp_id_is_refused_at_registration_and_login() {
     let app = testkit::app().await;
     let account = accounts::register(&app, "origin").await;
-    for (origin, rp_id) in [("https://evil.example", "localhost"), (ORIGIN, "evil.example")] {
+    for (origin, rp_id) in [
+        ("https://evil.example", "localhost"),
+        (ORIGIN, "evil.example"),
+    ] {
         let mut key = Authenticator::new(Algorithm::Es256);
         key.origin = origin.to_owned();
         key.rp_id = rp_id.to_owned();
@@ -234,14 +274,20 @@ async fn a_wrong_origin_or_rp_id_is_refused_at_registration_and_login() {
 
     let mut phone = Authenticator::new(Algorithm::Es256);
     assert_eq!(register(&app, &account, &mut phone).await.status, 201);
-    for (origin, rp_id) in [("https://evil.example", "localhost"), (ORIGIN, "evil.example")] {
+    for (origin, rp_id) in [
+        ("https://evil.example", "localhost"),
+        (ORIGIN, "evil.example"),
+    ] {
         phone.origin = origin.to_owned();
         phone.rp_id = rp_id.to_owned();
         login(&app, &mut phone)
             .await
             .assert_error(401, "Passkey could not be verified.");
     }
-    assert_eq!(passkeys_of(&app, &account).await[0]["lastUsedAt"], Value::Null);
+    assert_eq!(
+        passkeys_of(&app, &account).await[0]["lastUsedAt"],
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -266,7 +312,10 @@ async fn a_tampered_signature_or_missing_user_verification_is_refused() {
     login(&app, &mut phone)
         .await
         .assert_error(401, "Passkey could not be verified.");
-    assert_eq!(passkeys_of(&app, &account).await[0]["lastUsedAt"], Value::Null);
+    assert_eq!(
+        passkeys_of(&app, &account).await[0]["lastUsedAt"],
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -293,7 +342,11 @@ async fn a_counter_going_backwards_or_a_changed_backup_eligibility_is_refused() 
     assert_eq!(passkeys_of(&app, &account).await[0]["lastUsedAt"], used);
 
     key.backup_eligible = false;
-    assert_eq!(login(&app, &mut key).await.status, 201, "a higher counter is fine");
+    assert_eq!(
+        login(&app, &mut key).await.status,
+        201,
+        "a higher counter is fine"
+    );
 }
 
 #[tokio::test]
@@ -388,7 +441,10 @@ async fn registering_needs_the_current_password_and_a_wrong_one_counts_as_a_fail
     let path = format!("/users/{}/passkeys/registration-options", account.uuid);
     let missing = call(
         &app,
-        request("POST", &path).bearer(&account.token).json(json!({})).build(),
+        request("POST", &path)
+            .bearer(&account.token)
+            .json(json!({}))
+            .build(),
     )
     .await;
     assert_eq!(missing.status, 400, "{}", missing.text);
@@ -418,10 +474,13 @@ async fn registration_is_for_oneself_and_capped_at_ten_passkeys() {
     let admin = accounts::admin(&app).await;
     call(
         &app,
-        request("POST", &format!("/users/{}/passkeys/registration-options", account.uuid))
-            .bearer(&admin.token)
-            .json(json!({ "currentPassword": PASSWORD }))
-            .build(),
+        request(
+            "POST",
+            &format!("/users/{}/passkeys/registration-options", account.uuid),
+        )
+        .bearer(&admin.token)
+        .json(json!({ "currentPassword": PASSWORD }))
+        .build(),
     )
     .await
     .assert_error(403, "No Access.");
@@ -443,7 +502,8 @@ async fn an_expired_ceremony_is_refused() {
     let mut phone = Authenticator::new(Algorithm::Es256);
     let options = registration_options(&app, &account).await;
     let credential = phone.register(&options.body["data"]["publicKey"]);
-    app.clock.advance(time::Duration::minutes(5) + time::Duration::seconds(1));
+    app.clock
+        .advance(time::Duration::minutes(5) + time::Duration::seconds(1));
     finish_registration(
         &app,
         &account,
@@ -471,7 +531,11 @@ async fn bad_answers_are_field_errors_or_refusals() {
         json!({ "ceremonyUUID": ceremony, "credential": {}, "name": "x".repeat(65) }),
     )
     .await;
-    assert!(long_name.body["error"]["fields"]["name"].is_array(), "{}", long_name.text);
+    assert!(
+        long_name.body["error"]["fields"]["name"].is_array(),
+        "{}",
+        long_name.text
+    );
     finish_registration(
         &app,
         &account,
@@ -479,9 +543,13 @@ async fn bad_answers_are_field_errors_or_refusals() {
     )
     .await
     .assert_error(400, "Passkey could not be verified.");
-    finish_login(&app, &json!(uuid::Uuid::new_v4()), json!({ "id": "garbage" }))
-        .await
-        .assert_error(401, "Passkey could not be verified.");
+    finish_login(
+        &app,
+        &json!(uuid::Uuid::new_v4()),
+        json!({ "id": "garbage" }),
+    )
+    .await
+    .assert_error(401, "Passkey could not be verified.");
 }
 
 #[tokio::test]
@@ -499,7 +567,10 @@ async fn the_list_shows_no_key_material_and_admins_may_list_and_remove() {
     assert_eq!(listed.status, 200, "{}", listed.text);
     let items = listed.body["data"].as_array().unwrap();
     assert_eq!(items.len(), 2);
-    assert_eq!(items[0]["uuid"], newest.body["data"]["uuid"], "newest first");
+    assert_eq!(
+        items[0]["uuid"], newest.body["data"]["uuid"],
+        "newest first"
+    );
     for key in [&first, &second] {
         for secret in [key.credential_id.clone(), key.public_key_bytes()] {
             assert!(!listed.text.contains(&URL_SAFE_NO_PAD.encode(&secret)));
@@ -518,17 +589,23 @@ async fn the_list_shows_no_key_material_and_admins_may_list_and_remove() {
         .assert_error(404, "This user does not exist.");
 
     let remove = |token: &str, passkey: &str| {
-        request("DELETE", &format!("/users/{}/passkeys/{passkey}", account.uuid))
-            .bearer(token)
-            .build()
+        request(
+            "DELETE",
+            &format!("/users/{}/passkeys/{passkey}", account.uuid),
+        )
+        .bearer(token)
+        .build()
     };
     let uuid = items[0]["uuid"].as_str().unwrap().to_owned();
     call(&app, remove(&stranger.token, &uuid))
         .await
         .assert_error(403, "No Access.");
-    call(&app, remove(&account.token, &uuid::Uuid::new_v4().to_string()))
-        .await
-        .assert_error(404, "Passkey not found.");
+    call(
+        &app,
+        remove(&account.token, &uuid::Uuid::new_v4().to_string()),
+    )
+    .await
+    .assert_error(404, "Passkey not found.");
     assert_eq!(call(&app, remove(&admin.token, &uuid)).await.status, 204);
     call(&app, remove(&account.token, &uuid))
         .await

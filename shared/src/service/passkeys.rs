@@ -16,9 +16,7 @@ use crate::config::Config;
 use crate::domain::StoreError;
 use crate::domain::ids::{CeremonyId, PasskeyId, UserId};
 use crate::domain::mail::{Mail, Mailer};
-use crate::domain::passkey::{
-    Ceremony, CeremonyKind, CeremonyOptions, MAX_PASSKEYS, Passkey,
-};
+use crate::domain::passkey::{Ceremony, CeremonyKind, CeremonyOptions, MAX_PASSKEYS, Passkey};
 use crate::domain::user::User;
 use crate::service::sessions::{self, Tokens};
 use crate::service::{lockout, users};
@@ -179,12 +177,24 @@ pub async fn finish_registration(
         serde_json::from_str(&ceremony.state).map_err(ApiError::internal)?;
     let credential: RegisterPublicKeyCredential =
         serde_json::from_value(credential).map_err(|_| ApiError::PasskeyNotVerified)?;
-    let key = relying_party(&core.config)?
-        .finish_passkey_registration(&credential, &state)
-        .map_err(|error| {
+    let key = match relying_party(&core.config)?.finish_passkey_registration(&credential, &state) {
+        Ok(key) => key,
+        Err(error) => {
             tracing::info!(%error, "passkey registration refused");
-            ApiError::PasskeyNotVerified
-        })?;
+            // webauthn-rs refuses the user's own credentials (the exclude list) with a generic
+            // error: one of theirs is "already registered", as another user's is below.
+            let theirs = core
+                .passkeys
+                .find_passkey_by_credential(credential.raw_id.as_ref())
+                .await?
+                .is_some_and(|passkey| passkey.user_id == user.id);
+            return Err(if theirs {
+                ApiError::PasskeyTaken
+            } else {
+                ApiError::PasskeyNotVerified
+            });
+        }
+    };
     let details = Credential::from(key.clone());
     let passkey = Passkey {
         id: PasskeyId::new(),
@@ -222,7 +232,11 @@ async fn owner(core: &Core, principal: &Principal, id: UserId) -> Result<User, A
 }
 
 /// The user's passkeys, newest first.
-pub async fn list(core: &Core, principal: &Principal, id: UserId) -> Result<Vec<Passkey>, ApiError> {
+pub async fn list(
+    core: &Core,
+    principal: &Principal,
+    id: UserId,
+) -> Result<Vec<Passkey>, ApiError> {
     let user = owner(core, principal, id).await?;
     let mut passkeys = core.passkeys.list_passkeys(user.id).await?;
     passkeys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));

@@ -128,7 +128,9 @@ impl Authenticator {
             ),
         };
         let mut credential_id = vec![0u8; 32];
-        SystemRandom::new().fill(&mut credential_id).expect("random");
+        SystemRandom::new()
+            .fill(&mut credential_id)
+            .expect("random");
         Self {
             key,
             credential_id,
@@ -193,9 +195,9 @@ impl Authenticator {
         match &self.key {
             Key::Es256(key) => key.public_key().as_ref()[1..33].to_vec(),
             Key::Ed25519(key) => key.public_key().as_ref().to_vec(),
-            Key::Rs256(key) => key.public_key().modulus().big_endian_without_leading_zero()
-                [..32]
-                .to_vec(),
+            Key::Rs256(key) => {
+                key.public_key().modulus().big_endian_without_leading_zero()[..32].to_vec()
+            }
         }
     }
 

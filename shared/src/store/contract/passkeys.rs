@@ -65,7 +65,10 @@ async fn credentials_are_claimed_once_and_capped<S: PasskeyStore + ?Sized>(store
             .unwrap(),
         Some(first.clone())
     );
-    assert_eq!(store.find_passkey_by_credential(b"nobody").await.unwrap(), None);
+    assert_eq!(
+        store.find_passkey_by_credential(b"nobody").await.unwrap(),
+        None
+    );
 
     for i in 1..MAX_PASSKEYS {
         let id = format!("credential-{i}-of-owner");
@@ -79,7 +82,10 @@ async fn credentials_are_claimed_once_and_capped<S: PasskeyStore + ?Sized>(store
         store.add_passkey(&one_too_many).await,
         Err(StoreError::TooManyPasskeys)
     ));
-    assert_eq!(store.list_passkeys(owner).await.unwrap().len(), MAX_PASSKEYS);
+    assert_eq!(
+        store.list_passkeys(owner).await.unwrap().len(),
+        MAX_PASSKEYS
+    );
     assert_eq!(
         store
             .find_passkey_by_credential(b"credential-eleven")
@@ -130,7 +136,13 @@ async fn removal_frees_the_credential<S: PasskeyStore + ?Sized>(store: &S) {
         store.delete_passkey(owner, key.id).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.find_passkey_by_credential(b"removable").await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_passkey_by_credential(b"removable")
+            .await
+            .unwrap(),
+        None
+    );
     store
         .add_passkey(&passkey(stranger, b"removable", 0))
         .await

@@ -15,9 +15,7 @@ use super::{
 };
 use crate::domain::StoreError;
 use crate::domain::ids::{CeremonyId, PasskeyId, UserId};
-use crate::domain::passkey::{
-    Ceremony, CeremonyKind, MAX_PASSKEYS, Passkey, PasskeyStore,
-};
+use crate::domain::passkey::{Ceremony, CeremonyKind, MAX_PASSKEYS, Passkey, PasskeyStore};
 
 const SK_PREFIX: &str = "PASSKEY#";
 const COUNT_SK: &str = "PASSKEYCOUNT";
@@ -121,7 +119,11 @@ impl CeremonyItem {
     }
 }
 
-fn delete(table: &str, key: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+fn delete(
+    table: &str,
+    key: Item,
+    condition: Option<&str>,
+) -> Result<TransactWriteItem, StoreError> {
     Ok(TransactWriteItem::builder()
         .delete(
             Delete::builder()
@@ -254,7 +256,12 @@ impl PasskeyStore for DynamoStore {
                 "attribute_not_exists(pk)",
                 None,
             )?,
-            put(&self.table, to_item(&claim)?, "attribute_not_exists(pk)", None)?,
+            put(
+                &self.table,
+                to_item(&claim)?,
+                "attribute_not_exists(pk)",
+                None,
+            )?,
             count,
         ];
         // A conflicting transaction (the same credential or the same user's count at the same
@@ -314,7 +321,10 @@ impl PasskeyStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(error) => match classify(error, StoreError::VersionConflict) {
                 StoreError::VersionConflict
-                    if self.get_passkey(passkey.user_id, passkey.id).await?.is_none() =>
+                    if self
+                        .get_passkey(passkey.user_id, passkey.id)
+                        .await?
+                        .is_none() =>
                 {
                     Err(StoreError::NotFound)
                 }
@@ -364,8 +374,16 @@ impl PasskeyStore for DynamoStore {
         // At most MAX_PASSKEYS passkeys: their items, claims and the count fit one transaction.
         let mut items = vec![delete(&self.table, key(user_pk(user_id), COUNT_SK), None)?];
         for passkey in &passkeys {
-            items.push(delete(&self.table, key(user_pk(user_id), passkey_sk(passkey.id)), None)?);
-            items.push(delete(&self.table, key(claim_pk(&passkey.credential_id), CLAIM_SK), None)?);
+            items.push(delete(
+                &self.table,
+                key(user_pk(user_id), passkey_sk(passkey.id)),
+                None,
+            )?);
+            items.push(delete(
+                &self.table,
+                key(claim_pk(&passkey.credential_id), CLAIM_SK),
+                None,
+            )?);
         }
         self.client
             .transact_write_items()
