@@ -17,6 +17,7 @@ use crate::domain::code::CodeStore;
 use crate::domain::email_token::TokenStore;
 use crate::domain::lockout::LockoutStore;
 use crate::domain::mail::Mailer;
+use crate::domain::passkey::PasskeyStore;
 use crate::domain::report::{ReportStorage, ReportStore};
 use crate::domain::security_event::{Cause, SecurityEventStore};
 use crate::domain::session::{Session, SessionStore, Stage};
@@ -41,6 +42,7 @@ pub struct Core {
     pub codes: Arc<dyn CodeStore>,
     pub reports: Arc<dyn ReportStore>,
     pub events: Arc<dyn SecurityEventStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub hasher: PasswordHasherService,
     pub jwt: Arc<JwtKeys>,
     pub hmac_key: Arc<[u8]>,
@@ -106,6 +108,7 @@ impl Core {
             + ReportStore
             + CodeStore
             + SecurityEventStore
+            + PasskeyStore
             + 'static,
     {
         let jwt = JwtKeys::new(
@@ -124,6 +127,7 @@ impl Core {
             codes: store.clone(),
             reports: store.clone(),
             events: store,
+            passkeys: store,
             hasher,
             jwt: Arc::new(jwt),
             hmac_key: secrets.hmac_key.clone().into(),

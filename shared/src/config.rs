@@ -27,6 +27,11 @@ pub struct Config {
     pub link_base_url: String,
     pub reports_bucket: String,
     pub s3_force_path_style: bool,
+    /// The WebAuthn relying party id (a domain the origins share).
+    pub webauthn_rp_id: String,
+    /// The origins passkey ceremonies may come from: web origins and the apps'
+    /// `android:apk-key-hash:` ones.
+    pub webauthn_origins: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +94,29 @@ impl Config {
             reports_bucket: get("REPORTS_BUCKET")
                 .unwrap_or_else(|| "kuri-diagnostic-reports".into()),
             s3_force_path_style: get("S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true"),
+            webauthn_rp_id: get("WEBAUTHN_RP_ID")
+                .map_or_else(|| "localhost".to_owned(), |id| id.trim().to_owned()),
+            webauthn_origins: origins(get("WEBAUTHN_ORIGINS"))?,
         })
     }
+}
+
+/// `WEBAUTHN_ORIGINS`: comma-separated, each `scheme:rest` (default the dev web app's).
+fn origins(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(vec!["http://localhost:3000".to_owned()]);
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| match origin.split_once(':') {
+            Some((scheme, rest)) if !scheme.is_empty() && !rest.is_empty() => Ok(origin.to_owned()),
+            _ => Err(ConfigError(format!(
+                "WEBAUTHN_ORIGINS must list origins like https://app.example, got {origin:?}"
+            ))),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -129,5 +155,31 @@ mod tests {
         assert_eq!(config.hash_params, HashParams::default());
         assert_eq!(config.min_build_ios, None);
         assert!(matches!(config.secrets, SecretsSource::SecretsManager(_)));
+        assert_eq!(config.webauthn_rp_id, "localhost");
+        assert_eq!(config.webauthn_origins, vec!["http://localhost:3000"]);
+    }
+
+    #[test]
+    fn webauthn_origins_are_a_list_and_a_bad_one_is_named() {
+        let listed = config(&[
+            ("TABLE_NAME", "t"),
+            ("SECRETS_ID", "s"),
+            (
+                "WEBAUTHN_ORIGINS",
+                "https://app.kuri.example, android:apk-key-hash:abc",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            listed.webauthn_origins,
+            vec!["https://app.kuri.example", "android:apk-key-hash:abc"]
+        );
+        let error = config(&[
+            ("TABLE_NAME", "t"),
+            ("SECRETS_ID", "s"),
+            ("WEBAUTHN_ORIGINS", "app.kuri.example"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("WEBAUTHN_ORIGINS"));
     }
 }

@@ -53,6 +53,9 @@ pub enum ApiError {
     CannotVerifyInactive,
     #[error("The token is expired.")]
     VerificationTokenExpired,
+    /// A registration ceremony that failed (400); the login one is [`Self::PasskeyLoginFailed`].
+    #[error("Passkey could not be verified.")]
+    PasskeyNotVerified,
     // 401
     #[error("Invalid token")]
     InvalidToken,
@@ -60,6 +63,8 @@ pub enum ApiError {
     BadCredentials,
     #[error("Password is incorrect.")]
     WrongPassword,
+    #[error("Passkey could not be verified.")]
+    PasskeyLoginFailed,
     // 403
     #[error("No Access.")]
     NoAccess,
@@ -88,11 +93,17 @@ pub enum ApiError {
     RefreshUserNotFound,
     #[error("User sessionUUID not found.  JWT cannot be refreshed.")]
     RefreshSessionNotFound,
+    #[error("Passkey not found.")]
+    PasskeyNotFound,
     // others
     #[error("Method Not Allowed")]
     MethodNotAllowed,
     #[error("Email is already in use.")]
     EmailTaken,
+    #[error("Too many passkeys.")]
+    TooManyPasskeys,
+    #[error("This passkey is already registered.")]
+    PasskeyTaken,
     #[error("The user was changed by another request. Fetch it again and retry.")]
     VersionConflict,
     #[error("Request body is too large.")]
@@ -142,8 +153,11 @@ impl ApiError {
             | TokenRequired
             | TokenInvalidOrExpired
             | CannotVerifyInactive
-            | VerificationTokenExpired => StatusCode::BAD_REQUEST,
-            InvalidToken | BadCredentials | WrongPassword => StatusCode::UNAUTHORIZED,
+            | VerificationTokenExpired
+            | PasskeyNotVerified => StatusCode::BAD_REQUEST,
+            InvalidToken | BadCredentials | WrongPassword | PasskeyLoginFailed => {
+                StatusCode::UNAUTHORIZED
+            }
             NoAccess
             | UpdateAnotherUser
             | UpdateAnotherUserRoles
@@ -155,9 +169,10 @@ impl ApiError {
             | RoleNotFound
             | UserUuidNotFound
             | RefreshUserNotFound
-            | RefreshSessionNotFound => StatusCode::NOT_FOUND,
+            | RefreshSessionNotFound
+            | PasskeyNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            EmailTaken => StatusCode::CONFLICT,
+            EmailTaken | TooManyPasskeys | PasskeyTaken => StatusCode::CONFLICT,
             VersionConflict => StatusCode::PRECONDITION_FAILED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -192,6 +207,10 @@ impl ApiError {
             InvalidToken => "invalid_token",
             BadCredentials => "bad_credentials",
             WrongPassword => "wrong_password",
+            PasskeyNotVerified | PasskeyLoginFailed => "passkey_not_verified",
+            PasskeyNotFound => "passkey_not_found",
+            TooManyPasskeys => "too_many_passkeys",
+            PasskeyTaken => "passkey_taken",
             NoAccess
             | UpdateAnotherUser
             | UpdateAnotherUserRoles
@@ -251,6 +270,8 @@ impl From<crate::domain::StoreError> for ApiError {
         match error {
             StoreError::EmailTaken => Self::EmailTaken,
             StoreError::VersionConflict => Self::VersionConflict,
+            StoreError::CredentialTaken => Self::PasskeyTaken,
+            StoreError::TooManyPasskeys => Self::TooManyPasskeys,
             // Each service says what a missing item means on its route (a session, a code, a
             // token…); one that reaches here was not expected.
             StoreError::NotFound => {

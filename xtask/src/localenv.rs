@@ -77,6 +77,9 @@ impl LocalEnv {
             ("LINK_BASE_URL", format!("http://{API_ADDR}")),
             ("JWT_ISSUER", "https://users.kuri.example".into()),
             ("JWT_AUDIENCE", "kuri-apps".into()),
+            // The web app's origin in development (API.md "Passkeys").
+            ("WEBAUTHN_RP_ID", "localhost".into()),
+            ("WEBAUTHN_ORIGINS", "http://localhost:3000".into()),
             ("RUST_LOG", "info".into()),
         ];
         // A service-specific endpoint would win over AWS_ENDPOINT_URL; SECRETS_ID would win over

@@ -14,6 +14,7 @@ pub enum Function {
     PasswordRecovery,
     EmailVerification,
     DiagnosticReports,
+    Passkeys,
 }
 
 impl Function {
@@ -26,6 +27,7 @@ impl Function {
             "password-recovery" => Function::PasswordRecovery,
             "email-verification" => Function::EmailVerification,
             "diagnostic-reports" => Function::DiagnosticReports,
+            "passkeys" => Function::Passkeys,
             _ => return None,
         })
     }
@@ -38,6 +40,7 @@ impl Function {
             Function::PasswordRecovery => "password-recovery",
             Function::EmailVerification => "email-verification",
             Function::DiagnosticReports => "diagnostic-reports",
+            Function::Passkeys => "passkeys",
         }
     }
 
@@ -53,6 +56,7 @@ impl Function {
             Function::PasswordRecovery => password_recovery::handle(app, request).await,
             Function::EmailVerification => email_verification::handle(app, request).await,
             Function::DiagnosticReports => diagnostic_reports::handle(app, request).await,
+            Function::Passkeys => passkeys::handle(app, request).await,
         }
     }
 }

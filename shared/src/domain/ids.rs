@@ -72,6 +72,12 @@ id_type!(
 id_type!(
     /// A security event's uuid.
     EventId
+    /// A registered passkey's uuid.
+    PasskeyId
+);
+id_type!(
+    /// A WebAuthn ceremony's uuid (`ceremonyUUID`).
+    CeremonyId
 );
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Outgoing email: the two kinds of mail the product sends (password recovery and email
-//! verification), rendered from the templates in `shared/templates/`, and the `Mailer` port
+//! Outgoing email: the kinds of mail the product sends (password recovery, email
+//! verification, the passkey-added security notice), rendered from the templates in `shared/templates/`, and the `Mailer` port
 //! (adapters in `notify`).
 //!
 //! A mail carries a secret link, so neither its body nor its link is ever logged.
@@ -46,7 +46,19 @@ const VERIFICATION: Template = Template {
     html: include_str!("../../templates/verification.html"),
 };
 
+const PASSKEY_ADDED: Template = Template {
+    subject: include_str!("../../templates/passkey-added.subject.txt"),
+    text: include_str!("../../templates/passkey-added.txt"),
+    html: include_str!("../../templates/passkey-added.html"),
+};
+
 impl Mail {
+    /// The security notice after a passkey was added to the account at `to` (no link, no
+    /// token).
+    pub fn passkey_added(to: &str, name: &str) -> Self {
+        Self::render(&PASSKEY_ADDED, to, &[("name", name), ("email", to)])
+    }
+
     /// The password-recovery mail: `link` opens the reset page, valid for `valid_for`.
     pub fn recovery(to: &str, link: &str, valid_for: Duration) -> Self {
         Self::render(
@@ -176,6 +188,7 @@ mod tests {
         for mail in [
             Mail::recovery("a@example.com", link, Duration::hours(1)),
             Mail::verification("a@example.com", link, Duration::hours(24)),
+            Mail::passkey_added("a@example.com", link),
         ] {
             for part in [&mail.subject, &mail.text, &mail.html] {
                 assert!(!part.contains("{{"), "unfilled placeholder in {part}");

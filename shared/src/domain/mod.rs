@@ -8,6 +8,7 @@ pub mod email_token;
 pub mod ids;
 pub mod lockout;
 pub mod mail;
+pub mod passkey;
 pub mod phone;
 pub mod report;
 pub mod security_event;
@@ -30,6 +31,10 @@ pub enum StoreError {
     EmailTaken,
     #[error("version conflict")]
     VersionConflict,
+    #[error("passkey credential already registered")]
+    CredentialTaken,
+    #[error("too many passkeys")]
+    TooManyPasskeys,
     #[error("not found")]
     NotFound,
     #[error("storage backend: {0}")]

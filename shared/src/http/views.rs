@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::domain::clock;
 use crate::domain::ids::SessionId;
+use crate::domain::passkey::{CeremonyOptions, Passkey};
 use crate::domain::report::{CreatedReport, ListedReport};
 use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
@@ -130,5 +131,24 @@ pub fn security_event(event: &SecurityEvent) -> Value {
         "ipAddress": event.origin.ip_address,
         "userAgent": event.origin.user_agent,
         "actor": event.actor.map(|actor| json!({ "uuid": actor.id, "admin": actor.admin })),
+    })
+}
+
+/// A passkey as its owner sees it: exactly these keys, never the key material or credential id.
+pub fn passkey(passkey: &Passkey) -> Value {
+    json!({
+        "uuid": passkey.id,
+        "name": passkey.name,
+        "createdAt": clock::format(passkey.created_at),
+        "lastUsedAt": passkey.last_used_at.map(clock::format),
+        "backedUp": passkey.backed_up,
+    })
+}
+
+/// A started WebAuthn ceremony: its uuid and the options for the client's WebAuthn call.
+pub fn ceremony_options(options: &CeremonyOptions) -> Value {
+    json!({
+        "ceremonyUUID": options.ceremony_id,
+        "publicKey": options.public_key,
     })
 }

@@ -3,6 +3,8 @@
 
 pub mod lockout;
 pub mod paging;
+#[cfg(feature = "passkeys")]
+pub mod passkeys;
 pub mod recovery;
 pub mod reports;
 pub mod security_events;

@@ -295,16 +295,20 @@ pub async fn change_profile(
 }
 
 /// Soft delete on behalf of `cause`: the user is hidden from every read, the store releases
-/// the email, every session ends and 2FA is removed.
+/// the email, every session ends, 2FA is removed and so are the passkeys with their
+/// credential claims.
 pub async fn soft_delete(core: &Core, id: UserId, cause: &Cause) -> Result<User, ApiError> {
-    update_by(core, id, None, cause, |user| {
+    let user = update_by(core, id, None, cause, |user| {
         user.status = Status::Deleted;
         user.mobile = None;
         user.pending_mobile = None;
         revoke_all_sessions(user);
         Ok(())
     })
-    .await
+    .await?;
+    // After the user is deleted no passkey of theirs logs in; this frees their credential ids.
+    core.passkeys.delete_all_passkeys(id).await?;
+    Ok(user)
 }
 
 #[cfg(test)]

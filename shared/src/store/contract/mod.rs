@@ -4,6 +4,7 @@
 pub mod codes;
 pub mod events;
 pub mod lockouts;
+pub mod passkeys;
 pub mod reports;
 pub mod sessions;
 pub mod tokens;

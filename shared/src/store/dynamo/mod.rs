@@ -16,6 +16,7 @@ use crate::domain::ids::{SessionId, UserId};
 mod codes;
 mod events;
 mod lockouts;
+mod passkeys;
 mod reports;
 mod sessions;
 mod tokens;

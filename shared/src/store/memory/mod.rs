@@ -14,6 +14,7 @@ use crate::domain::user::User;
 mod codes;
 mod events;
 mod lockouts;
+mod passkeys;
 mod reports;
 mod sessions;
 mod tokens;
@@ -33,6 +34,7 @@ pub struct MemoryStore {
     sms_logs: Mutex<HashMap<UserId, SmsLog>>,
     pub(super) reports: Mutex<reports::MemoryReports>,
     pub(super) events: Mutex<events::MemoryEvents>,
+    passkeys: Mutex<passkeys::MemoryPasskeys>,
 }
 
 impl MemoryStore {
