@@ -78,6 +78,15 @@ fn functions(template: &str) -> Result<Vec<(String, String, Value)>, Error> {
     Ok(functions)
 }
 
+/// Every `AWS::Serverless::Function` as (logical id, cargo binary), in template order: what
+/// `sam build` builds, in `<build dir>/<logical id>/bootstrap`.
+pub fn function_binaries(template: &str) -> Result<Vec<(String, String)>, Error> {
+    Ok(functions(template)?
+        .into_iter()
+        .map(|(name, binary, _)| (name, binary))
+        .collect())
+}
+
 /// Every `HttpApi` route of every `AWS::Serverless::Function`, in template order.
 pub fn routes(template: &str) -> Result<Vec<Route>, Error> {
     let mut routes = Vec::new();
