@@ -8,8 +8,9 @@
 //! 3. Each built `bootstrap` started as Lambda starts it (the bench's local Runtime API, an
 //!    otherwise empty environment) once per event of its `events/` files, against emulators of
 //!    its own: every event must get an API Gateway answer below 500. On a machine that is not
-//!    arm64 the binary runs under qemu-user (Debian's `qemu-user-static`), so the figures of
-//!    that step are the emulator's, not Lambda's.
+//!    arm64 the binary runs under qemu-user with an arm64 glibc (Debian's `qemu-user-static`,
+//!    `libc6-arm64-cross` and `libgcc-s1-arm64-cross`), so the figures of that step are the
+//!    emulator's, not Lambda's.
 //!
 //! Slow (a release cross-build of six binaries with LTO), so not part of `cargo xtask test`.
 
@@ -292,10 +293,15 @@ async fn zip_bootstrap(bootstrap: &Path, zip: &Path) -> Result<()> {
     }
 }
 
-/// How an arm64 binary runs here: natively on arm64, else under qemu-user.
+/// Where Debian's `libc6-arm64-cross` puts the arm64 glibc (and `libgcc-s1-arm64-cross` its
+/// libgcc_s) that the dynamically linked binaries load.
+const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+const QEMU_PACKAGES: &str = "qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross";
+
+/// How an arm64 binary runs here: natively on arm64, else under qemu-user with an arm64 glibc.
 enum Runner {
     Native,
-    Qemu(PathBuf),
+    Qemu { qemu: PathBuf, sysroot: PathBuf },
 }
 
 impl Runner {
@@ -304,23 +310,29 @@ impl Runner {
             return Ok(Runner::Native);
         }
         let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
+        let qemu = std::env::split_paths(&path)
             .flat_map(|dir| [dir.join("qemu-aarch64-static"), dir.join("qemu-aarch64")])
-            .find(|candidate| candidate.is_file())
-            .map(Runner::Qemu)
-            .ok_or_else(|| {
-                "this machine is not arm64 and has no qemu-aarch64: install Debian's \
-                 qemu-user-static (`apt-get install qemu-user-static`) to run the built bootstraps"
-                    .into()
-            })
+            .find(|candidate| candidate.is_file());
+        let sysroot = PathBuf::from(ARM64_SYSROOT);
+        match qemu {
+            Some(qemu) if sysroot.join("lib/ld-linux-aarch64.so.1").is_file() => {
+                Ok(Runner::Qemu { qemu, sysroot })
+            }
+            _ => Err(format!(
+                "this machine is not arm64, and running the arm64 bootstraps needs qemu-aarch64 \
+                 and an arm64 glibc in {ARM64_SYSROOT}: `apt-get install {QEMU_PACKAGES}`"
+            )
+            .into()),
+        }
     }
 
     fn describe(&self) -> String {
         match self {
             Runner::Native => "natively (arm64)".into(),
-            Runner::Qemu(qemu) => format!(
-                "under {} (user-mode emulation of arm64 on {}: timings are the emulator's)",
+            Runner::Qemu { qemu, sysroot } => format!(
+                "under {} -L {} (user-mode emulation of arm64 on {}: timings are the emulator's)",
                 qemu.display(),
+                sysroot.display(),
                 std::env::consts::ARCH
             ),
         }
@@ -328,13 +340,19 @@ impl Runner {
 
     /// An executable that starts `bootstrap` with its environment: the bench starts it.
     fn wrapper(&self, bootstrap: &Path, at: &Path) -> Result<PathBuf> {
-        let Runner::Qemu(qemu) = self else {
+        let Runner::Qemu { qemu, sysroot } = self else {
             return Ok(bootstrap.to_path_buf());
         };
         let quote =
             |path: &Path| format!("'{}'", path.display().to_string().replace('\'', r"'\''"));
         let mut file = std::fs::File::create(at)?;
-        writeln!(file, "#!/bin/sh\nexec {} {}", quote(qemu), quote(bootstrap))?;
+        writeln!(
+            file,
+            "#!/bin/sh\nexec {} -L {} {}",
+            quote(qemu),
+            quote(sysroot),
+            quote(bootstrap)
+        )?;
         std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755))?;
         Ok(at.to_path_buf())
     }
