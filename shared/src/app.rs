@@ -111,12 +111,8 @@ impl Core {
             + PasskeyStore
             + 'static,
     {
-        let jwt = JwtKeys::new(
-            &secrets.jwt_private_key_der,
-            &config.jwt_issuer,
-            &config.jwt_audience,
-        )
-        .map_err(StartupError)?;
+        let jwt = JwtKeys::from_secrets(secrets, &config.jwt_issuer, &config.jwt_audience)
+            .map_err(StartupError)?;
         let hasher = PasswordHasherService::new(config.hash_params).map_err(StartupError)?;
         Ok(Self {
             config: Arc::new(config),

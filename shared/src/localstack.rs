@@ -78,6 +78,15 @@ fn functions(template: &str) -> Result<Vec<(String, String, Value)>, Error> {
     Ok(functions)
 }
 
+/// Every `AWS::Serverless::Function` as (logical id, cargo binary), in template order: what
+/// `sam build` builds, in `<build dir>/<logical id>/bootstrap`.
+pub fn function_binaries(template: &str) -> Result<Vec<(String, String)>, Error> {
+    Ok(functions(template)?
+        .into_iter()
+        .map(|(name, binary, _)| (name, binary))
+        .collect())
+}
+
 /// Every `HttpApi` route of every `AWS::Serverless::Function`, in template order.
 pub fn routes(template: &str) -> Result<Vec<Route>, Error> {
     let mut routes = Vec::new();
@@ -115,7 +124,10 @@ pub fn routes(template: &str) -> Result<Vec<Route>, Error> {
 }
 
 /// The IAM actions each function's policy statements allow, by cargo binary (the local IAM
-/// check holds them against the actions the tests saw each function use).
+/// check holds them against the actions the tests saw each function use). A DynamoDB action
+/// allowed on an index reads `dynamodb:Query index/<name>`, as the recorder writes a request
+/// to that index; on the table itself it is the bare action. Any other DynamoDB resource
+/// (`index/*`, another table) is kept as written, so that it matches no request.
 pub fn allowed_actions(
     template: &str,
 ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
@@ -134,22 +146,57 @@ pub fn allowed_actions(
             .flatten()
             .filter(|statement| statement.get("Effect").and_then(Value::as_str) == Some("Allow"));
         for statement in statements {
-            match statement.get("Action") {
-                Some(Value::String(action)) => {
-                    actions.insert(action.clone());
-                }
-                Some(Value::Sequence(list)) => {
-                    actions.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
-                }
+            let listed: Vec<&str> = match statement.get("Action") {
+                Some(Value::String(action)) => vec![action.as_str()],
+                Some(Value::Sequence(list)) => list.iter().filter_map(Value::as_str).collect(),
                 _ => {
                     return Err(Error::Template(format!(
                         "{name}: a statement without Action"
                     )));
                 }
+            };
+            let resources: Vec<&Value> = match statement.get("Resource") {
+                Some(Value::Sequence(list)) => list.iter().collect(),
+                Some(one) => vec![one],
+                None => Vec::new(),
+            };
+            for action in listed {
+                if !action.starts_with("dynamodb:") {
+                    actions.insert(action.to_owned());
+                    continue;
+                }
+                for resource in &resources {
+                    actions.insert(match table_resource(resource) {
+                        Some("") => action.to_owned(),
+                        Some(suffix) => format!("{action} {suffix}"),
+                        None => format!("{action} {}", describe(resource)),
+                    });
+                }
             }
         }
     }
     Ok(allowed)
+}
+
+/// `""` for the table's own ARN (`!GetAtt Table.Arn`), `index/<name>` for one of its indexes
+/// (`!Sub "${Table.Arn}/index/<name>"`), `None` for anything else.
+fn table_resource(resource: &Value) -> Option<&str> {
+    let Value::Tagged(tagged) = resource else {
+        return None;
+    };
+    let text = tagged.value.as_str()?;
+    match tagged.tag.to_string().trim_start_matches('!') {
+        "GetAtt" if text == "Table.Arn" => Some(""),
+        "Sub" => text.strip_prefix("${Table.Arn}/"),
+        _ => None,
+    }
+}
+
+fn describe(resource: &Value) -> String {
+    serde_yaml::to_string(resource)
+        .unwrap_or_default()
+        .trim()
+        .replace('\n', " ")
 }
 
 /// Creates `table_name` with the keys, indexes, billing mode and TTL of the template's

@@ -1,6 +1,6 @@
-//! The JWT signing key, the HMAC key for one-time codes and the key sealing authenticator-app
-//! secrets, read once at cold start from Secrets Manager (AWS) or a local file (dev stack).
-//! Never logged.
+//! The JWT signing key (and the previous one, kept through a rotation), the HMAC key for
+//! one-time codes and the key sealing authenticator-app secrets, read once at cold start from
+//! Secrets Manager (AWS) or a local file (dev stack). Never logged.
 
 use aws_lc_rs::signature::Ed25519KeyPair;
 use base64::Engine;
@@ -13,6 +13,10 @@ use crate::config::SecretsSource;
 #[serde(rename_all = "camelCase")]
 struct SecretsDocument {
     jwt_private_key_pem: String,
+    /// The signing key before the last rotation: it no longer signs, but the tokens it signed
+    /// still verify (and the JWKS still lists it) while it is here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_jwt_private_key_pem: Option<String>,
     hmac_key: String,
     /// Optional here only so that its absence is reported by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,6 +26,8 @@ struct SecretsDocument {
 pub struct Secrets {
     /// PKCS#8 DER of the Ed25519 signing key.
     pub jwt_private_key_der: Vec<u8>,
+    /// PKCS#8 DER of the previous signing key, if the secret still holds it.
+    pub previous_jwt_private_key_der: Option<Vec<u8>>,
     pub hmac_key: Vec<u8>,
     /// AES-256-GCM key for authenticator-app secrets at rest.
     pub totp_key: [u8; 32],
@@ -36,16 +42,47 @@ impl std::fmt::Debug for Secrets {
 /// A fresh secrets document: a new Ed25519 key (PKCS#8 PEM), a 256-bit HMAC key and a 256-bit
 /// TOTP key.
 pub fn generate_secrets_json() -> String {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let der = Ed25519KeyPair::generate_pkcs8v1(&rng).expect("key generation failed");
-    let body = STANDARD.encode(der.as_ref());
-    let pem = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n");
     let document = SecretsDocument {
         totp_key: Some(fresh_totp_key()),
-        jwt_private_key_pem: pem,
+        jwt_private_key_pem: fresh_signing_key_pem(),
+        previous_jwt_private_key_pem: None,
         hmac_key: crate::security::crypto::base64url(&crate::security::crypto::random_bytes::<32>()),
     };
     serde_json::to_string_pretty(&document).expect("serializable")
+}
+
+/// `json` (a valid secrets document) rotated: a new signing key becomes current, the current
+/// one becomes the previous (the one before it is dropped), and the HMAC and TOTP keys stay,
+/// since codes, cursors and sealed authenticator secrets depend on them.
+pub fn rotate_signing_key_json(json: &str) -> Result<String, String> {
+    parse(json)?;
+    let mut document: SecretsDocument =
+        serde_json::from_str(json).map_err(|_| "secrets are not the expected JSON".to_owned())?;
+    document.previous_jwt_private_key_pem = Some(std::mem::replace(
+        &mut document.jwt_private_key_pem,
+        fresh_signing_key_pem(),
+    ));
+    Ok(serde_json::to_string_pretty(&document).expect("serializable"))
+}
+
+fn fresh_signing_key_pem() -> String {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let der = Ed25519KeyPair::generate_pkcs8v1(&rng).expect("key generation failed");
+    let body = STANDARD.encode(der.as_ref());
+    format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+}
+
+/// The PKCS#8 DER in an Ed25519 private-key PEM; `name` names the field in errors.
+fn signing_key_der(pem: &str, name: &str) -> Result<Vec<u8>, String> {
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = STANDARD
+        .decode(body.trim())
+        .map_err(|_| format!("{name} is not base64 PEM"))?;
+    Ed25519KeyPair::from_pkcs8(&der).map_err(|_| format!("{name} is not an Ed25519 PKCS#8 key"))?;
+    Ok(der)
 }
 
 fn fresh_totp_key() -> String {
@@ -70,16 +107,12 @@ pub fn complete_secrets_json(json: &str) -> Result<Option<String>, String> {
 pub fn parse(json: &str) -> Result<Secrets, String> {
     let document: SecretsDocument =
         serde_json::from_str(json).map_err(|_| "secrets are not the expected JSON".to_owned())?;
-    let body: String = document
-        .jwt_private_key_pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
-    let der = STANDARD
-        .decode(body.trim())
-        .map_err(|_| "jwtPrivateKeyPem is not base64 PEM".to_owned())?;
-    Ed25519KeyPair::from_pkcs8(&der)
-        .map_err(|_| "jwtPrivateKeyPem is not an Ed25519 PKCS#8 key".to_owned())?;
+    let der = signing_key_der(&document.jwt_private_key_pem, "jwtPrivateKeyPem")?;
+    let previous_der = document
+        .previous_jwt_private_key_pem
+        .as_deref()
+        .map(|pem| signing_key_der(pem, "previousJwtPrivateKeyPem"))
+        .transpose()?;
     let hmac_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(document.hmac_key.trim_end_matches('='))
         .map_err(|_| "hmacKey is not base64url".to_owned())?;
@@ -94,6 +127,7 @@ pub fn parse(json: &str) -> Result<Secrets, String> {
         .map_err(|_| "totpKey must hold exactly 32 bytes".to_owned())?;
     Ok(Secrets {
         jwt_private_key_der: der,
+        previous_jwt_private_key_der: previous_der,
         hmac_key,
         totp_key,
     })
@@ -196,5 +230,38 @@ mod tests {
     fn completing_something_that_is_not_a_json_object_fails() {
         assert!(complete_secrets_json("[]").is_err());
         assert!(complete_secrets_json("not json").is_err());
+    }
+
+    #[test]
+    fn rotating_makes_the_current_signing_key_the_previous_and_keeps_the_other_keys() {
+        let original = generate_secrets_json();
+        let rotated = rotate_signing_key_json(&original).unwrap();
+        let (before, after) = (parse(&original).unwrap(), parse(&rotated).unwrap());
+        assert_eq!(before.previous_jwt_private_key_der, None);
+        assert_eq!(
+            after.previous_jwt_private_key_der.as_deref(),
+            Some(before.jwt_private_key_der.as_slice())
+        );
+        assert_ne!(after.jwt_private_key_der, before.jwt_private_key_der);
+        assert_eq!(after.hmac_key, before.hmac_key);
+        assert_eq!(after.totp_key, before.totp_key);
+
+        // A second rotation drops the oldest key.
+        let twice = parse(&rotate_signing_key_json(&rotated).unwrap()).unwrap();
+        assert_eq!(
+            twice.previous_jwt_private_key_der.as_deref(),
+            Some(after.jwt_private_key_der.as_slice())
+        );
+    }
+
+    #[test]
+    fn a_malformed_previous_key_or_document_is_refused_naming_it() {
+        let mut document: serde_json::Value =
+            serde_json::from_str(&generate_secrets_json()).unwrap();
+        document["previousJwtPrivateKeyPem"] = "nope".into();
+        let error = parse(&document.to_string()).unwrap_err();
+        assert!(error.contains("previousJwtPrivateKeyPem"), "{error}");
+        assert!(rotate_signing_key_json(&document.to_string()).is_err());
+        assert!(rotate_signing_key_json("{}").is_err());
     }
 }

@@ -28,8 +28,8 @@ pub const BENCH_PORTS: Ports = Ports {
     dynamodb: 8002,
     moto: 5002,
 };
-const TABLE: &str = "kuri-bench";
-const BUCKET: &str = "kuri-bench-reports";
+pub(crate) const TABLE: &str = "kuri-bench";
+pub(crate) const BUCKET: &str = "kuri-bench-reports";
 /// `MemorySize` of every function in `template.yaml`.
 const FUNCTION_MEMORY_MIB: u32 = 256;
 /// Longer than the functions' 10 s timeout: a stuck function is an error, not a figure.
@@ -73,7 +73,7 @@ const APP_VARS: [&str; 13] = [
     "JWT_AUDIENCE",
 ];
 /// Variables that would change what is measured (cheaper hashing, refused refreshes).
-const UNSET_VARS: [&str; 5] = [
+pub(crate) const UNSET_VARS: [&str; 5] = [
     "ARGON2_MEMORY_KIB",
     "ARGON2_ITERATIONS",
     "ARGON2_PARALLELISM",
@@ -288,7 +288,7 @@ async fn measure(
 }
 
 /// The user and session the events act as.
-struct Seed {
+pub(crate) struct Seed {
     user_id: String,
     email: String,
     password: String,
@@ -299,7 +299,7 @@ struct Seed {
 
 /// The table, bucket and SES sender from `template.yaml`, as `dev` makes them, then one user
 /// with one session, made in-process by the same code as the functions.
-async fn provision(root: &Path) -> Result<Seed> {
+pub(crate) async fn provision(root: &Path) -> Result<Seed> {
     let template = std::fs::read_to_string(root.join("template.yaml"))?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
@@ -342,7 +342,7 @@ async fn provision(root: &Path) -> Result<Seed> {
     })
 }
 
-struct Bench<'a> {
+pub(crate) struct Bench<'a> {
     events_dir: PathBuf,
     binaries: &'a HashMap<String, PathBuf>,
     logs: &'a Path,
@@ -359,14 +359,14 @@ struct Reply {
     body: Value,
 }
 
-struct ColdRun {
+pub(crate) struct ColdRun {
     /// Spawn to the first `GET /invocation/next`.
-    init: Duration,
+    pub(crate) init: Duration,
     /// Spawn to the first answer.
-    first_answer: Duration,
-    status: u16,
+    pub(crate) first_answer: Duration,
+    pub(crate) status: u16,
     /// Peak resident memory after the first invocation.
-    peak_rss_kib: Option<u64>,
+    pub(crate) peak_rss_kib: Option<u64>,
 }
 
 struct ColdStarts {
@@ -386,7 +386,7 @@ struct WarmRoute {
 }
 
 impl<'a> Bench<'a> {
-    fn new(
+    pub(crate) fn new(
         root: &Path,
         binaries: &'a HashMap<String, PathBuf>,
         logs: &'a Path,
@@ -480,7 +480,11 @@ impl<'a> Bench<'a> {
     }
 
     /// A fresh process with an event already waiting, as for an on-demand cold start.
-    async fn cold_start(&mut self, function: &str, event: &'static str) -> Result<ColdRun> {
+    pub(crate) async fn cold_start(
+        &mut self,
+        function: &str,
+        event: &'static str,
+    ) -> Result<ColdRun> {
         let api = RuntimeApi::start(function).await?;
         let pending = api.submit(self.event(event)?);
         let started = Instant::now();

@@ -128,5 +128,58 @@ mod tests {
                 .any(|a| a.starts_with("s3:"))
         );
         assert!(!allowed["sessions"].iter().any(|a| a.starts_with("s3:")));
+        // Listing users may query the two user indexes only; reports query the table.
+        let queries = |function: &str| -> Vec<String> {
+            allowed[function]
+                .iter()
+                .filter(|a| a.starts_with("dynamodb:Query"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            queries("users"),
+            ["dynamodb:Query index/gsi1", "dynamodb:Query index/gsi2"]
+        );
+        assert_eq!(queries("diagnostic-reports"), ["dynamodb:Query"]);
+    }
+
+    #[test]
+    fn an_index_wildcard_matches_no_recorded_query_so_it_is_reported() {
+        let template = r#"
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: f
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:Query, dynamodb:GetItem]
+              Resource:
+                - !GetAtt Table.Arn
+                - !Sub "${Table.Arn}/index/*"
+"#;
+        let allowed = shared::localstack::allowed_actions(template).unwrap();
+        assert_eq!(
+            allowed["f"],
+            set(&[
+                "dynamodb:GetItem",
+                "dynamodb:GetItem index/*",
+                "dynamodb:Query",
+                "dynamodb:Query index/*",
+            ])
+        );
+        let used = parse("f dynamodb:Query index/gsi1\nf dynamodb:GetItem\n");
+        assert_eq!(
+            compare(&allowed, &used),
+            [
+                "f uses dynamodb:Query index/gsi1, which template.yaml does not allow it",
+                "f is allowed dynamodb:GetItem index/*, which no test saw it use",
+                "f is allowed dynamodb:Query, which no test saw it use",
+                "f is allowed dynamodb:Query index/*, which no test saw it use",
+            ]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Developer tasks for this repository: `cargo xtask dev | admin | test | bench` (see README.md).
+//! Developer tasks for this repository: `cargo xtask dev | admin | keys | test | bench | package`
+//! (see README.md).
 //!
 //! Unix only: emulators are managed with POSIX signals.
 
@@ -9,10 +10,12 @@ mod dev;
 #[cfg(test)]
 mod events_test;
 mod iam;
+mod keys;
 mod lint;
 mod localenv;
 #[cfg(test)]
 mod openapi_test;
+mod package;
 mod process;
 mod router;
 mod runtime_api;
@@ -35,6 +38,11 @@ usage:
   cargo xtask admin --email EMAIL --password PASSWORD
       Create a csrAdmin, or promote an existing user, in the running dev stack (or in the
       table named by TABLE_NAME when it is set, using the caller's AWS environment).
+  cargo xtask keys [--secret-id NAME] [--rotate]
+      Print the `aws secretsmanager create-secret` command that stores fresh keys (Ed25519
+      signing key, HMAC key, TOTP key) in the secret NAME (default kuri-users/keys); with
+      --rotate, read the current secret on stdin and print the `put-secret-value` command with a
+      new signing key, the current one kept as the previous. Pipe it into `sh` (README, Deploy).
   cargo xtask test [NEXTEST ARGS...]
       cargo fmt --check, clippy -D warnings, cargo deny check, cfn-lint and sam validate --lint
       on template.yaml, and cargo nextest run --workspace, against emulators of its own on ports
@@ -45,6 +53,11 @@ usage:
       emulators of its own on ports 8002/5002, and print cold starts (N fresh processes per
       function, default 5), warm latency (N invocations per route, default 200) and peak memory;
       also written to target/bench/report.json.
+  cargo xtask package
+      sam build (rust-cargolambda: cargo-lambda and Zig cross-compile arm64, installed on first
+      use into .localaws/package-venv), each function's zip size, then each built bootstrap
+      (under qemu-aarch64 off arm64) answering its events/ through a local Lambda Runtime API
+      against emulators of its own on ports 8003/5003. Slow; not part of `test`.
   cargo xtask schemathesis
       Schemathesis against the API (as `dev` serves it, on a free port) over emulators on ports
       8001/5001 (moved as for test), with a user's and a csrAdmin's token: no 5xx, answers as openapi.yaml says,
@@ -60,7 +73,9 @@ fn main() -> ExitCode {
         Some("admin") => admin::Args::parse(&rest).and_then(admin::run),
         Some("test") => check::run(rest),
         Some("bench") => bench::Args::parse(&rest).and_then(bench::run),
+        Some("keys") => keys::Args::parse(&rest).and_then(keys::run),
         Some("schemathesis") if rest.is_empty() => schemathesis::run(),
+        Some("package") => package::run(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

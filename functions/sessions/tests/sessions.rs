@@ -356,6 +356,81 @@ async fn jwks_publishes_the_key_that_signs_access_tokens() {
     assert_eq!(claims["roles"], json!([]));
 }
 
+/// The app before and after `cargo xtask keys --rotate` on its secret: the same table, the
+/// signing key replaced, the old one kept as the previous.
+fn rotated_apps(app: &App) -> (App, App) {
+    let original = shared::secrets::generate_secrets_json();
+    let rotated = shared::secrets::rotate_signing_key_json(&original).unwrap();
+    (
+        testkit::with_secrets(app, &original),
+        testkit::with_secrets(app, &rotated),
+    )
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[tokio::test]
+async fn a_token_signed_before_a_key_rotation_still_authenticates_after_it() {
+    let (before, after) = rotated_apps(&testkit::app().await);
+    let old = accounts::register(&before, "user").await;
+    let response = call_users(&after, accounts::get_user_request(&old.token, &old.uuid)).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+
+    let new = login(&after, &old.email, PASSWORD).await;
+    assert_eq!(new.status, 201, "{}", new.text);
+    let new_token = new.body["data"]["token"].as_str().unwrap();
+    assert_ne!(kid(new_token), kid(&old.token));
+    assert_eq!(get_self(&after, &new.body["data"]).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_jwks_serves_the_current_and_the_previous_key_after_a_rotation() {
+    let (before, after) = rotated_apps(&testkit::app().await);
+    let old = accounts::register(&before, "user").await;
+    let new = accounts::login(&after, &old.email, PASSWORD).await.unwrap();
+    let response = call(&after, request("GET", "/.well-known/jwks.json").build()).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    let keys = response.body["keys"].as_array().unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, [kid(&new.token), kid(&old.token)]);
+    for key in keys {
+        assert_eq!((&key["kty"], &key["alg"]), (&json!("OKP"), &json!("EdDSA")));
+    }
+    // Each listed key verifies the tokens of its kid.
+    for (key, token) in keys.iter().zip([&new.token, &old.token]) {
+        let decoding =
+            jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        validation.set_audience(&[after.config.jwt_audience.as_str()]);
+        assert!(jsonwebtoken::decode::<Value>(token, &decoding, &validation).is_ok());
+    }
+}
+
+#[tokio::test]
+async fn a_token_whose_kid_names_neither_key_is_an_invalid_token() {
+    let app = testkit::app().await;
+    let (_, after) = rotated_apps(&app);
+    // A live session in the same table, signed by a key the secret does not hold.
+    let foreign = testkit::with_secrets(&app, &shared::secrets::generate_secrets_json());
+    let account = accounts::register(&foreign, "user").await;
+    call_users(
+        &after,
+        accounts::get_user_request(&account.token, &account.uuid),
+    )
+    .await
+    .assert_error(401, "Invalid token");
+    let logout = call(
+        &after,
+        request("DELETE", &format!("/users/sessions/{}", account.session))
+            .header("authorization", &format!("Bearer {}", account.token))
+            .build(),
+    )
+    .await;
+    logout.assert_error(401, "Invalid token");
+}
+
 #[tokio::test]
 async fn expired_access_tokens_are_refused() {
     let app = testkit::app().await;

@@ -34,23 +34,65 @@ pub struct Claims {
     pub scope: Scope,
 }
 
-pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+/// One Ed25519 public key that verifies tokens, named by its `kid`.
+struct VerifyingKey {
     kid: String,
     public_x: String,
+    decoding: DecodingKey,
+}
+
+impl VerifyingKey {
+    fn from_pkcs8(pkcs8_der: &[u8], which: &str) -> Result<Self, String> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8_der)
+            .map_err(|_| format!("the {which} signing key is not an Ed25519 PKCS#8 key"))?;
+        let public_x = crate::security::crypto::base64url(pair.public_key().as_ref());
+        let decoding = DecodingKey::from_ed_components(&public_x)
+            .map_err(|error| format!("{which} public key: {error}"))?;
+        Ok(Self {
+            // The key's own fingerprint: the same key keeps its kid across deployments.
+            kid: crate::security::crypto::sha256_hex(&public_x)[..16].to_owned(),
+            public_x,
+            decoding,
+        })
+    }
+
+    fn jwk(&self) -> Value {
+        json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": self.public_x,
+            "kid": self.kid,
+            "alg": "EdDSA",
+            "use": "sig",
+        })
+    }
+}
+
+/// The current signing key, which signs every token, and the previous one, which only
+/// verifies: after a rotation, tokens signed before it stay valid until they expire.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    current: VerifyingKey,
+    previous: Option<VerifyingKey>,
+    validation: Validation,
     issuer: String,
     audience: String,
 }
 
 impl JwtKeys {
-    pub fn new(pkcs8_der: &[u8], issuer: &str, audience: &str) -> Result<Self, String> {
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8_der)
-            .map_err(|_| "the signing key is not an Ed25519 PKCS#8 key".to_owned())?;
-        let public_x = crate::security::crypto::base64url(pair.public_key().as_ref());
-        let decoding = DecodingKey::from_ed_components(&public_x)
-            .map_err(|error| format!("public key: {error}"))?;
+    /// `previous_der` is the key that signed before the last rotation, if the secret still
+    /// holds it.
+    pub fn new(
+        pkcs8_der: &[u8],
+        previous_der: Option<&[u8]>,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, String> {
+        let current = VerifyingKey::from_pkcs8(pkcs8_der, "current")?;
+        let previous = previous_der
+            .map(|der| VerifyingKey::from_pkcs8(der, "previous"))
+            .transpose()?
+            .filter(|previous| previous.kid != current.kid);
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -58,13 +100,31 @@ impl JwtKeys {
         validation.leeway = 0;
         Ok(Self {
             encoding: EncodingKey::from_ed_der(pkcs8_der),
-            decoding,
+            current,
+            previous,
             validation,
-            kid: crate::security::crypto::sha256_hex(&public_x)[..16].to_owned(),
-            public_x,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         })
+    }
+
+    /// The keys of a secrets document: its current and, when present, its previous one.
+    pub fn from_secrets(
+        secrets: &crate::secrets::Secrets,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, String> {
+        Self::new(
+            &secrets.jwt_private_key_der,
+            secrets.previous_jwt_private_key_der.as_deref(),
+            issuer,
+            audience,
+        )
+    }
+
+    /// The `kid` tokens are signed under now.
+    pub fn current_kid(&self) -> &str {
+        &self.current.kid
     }
 
     /// A signed token and its lifetime in seconds.
@@ -93,35 +153,35 @@ impl JwtKeys {
             scope,
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(self.current.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .expect("signing with a validated Ed25519 key cannot fail");
         (token, lifetime)
     }
 
-    /// Checks signature, algorithm, issuer, audience and expiry (against `now`).
+    /// Checks signature, algorithm, issuer, audience and expiry (against `now`), with the key
+    /// the token's `kid` names; a token without a `kid`, or naming neither key, fails.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Option<Claims> {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|key| key.kid == kid)?;
         let mut validation = self.validation.clone();
         // Expiry is checked below against the injectable clock.
         validation.validate_exp = false;
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .ok()?
             .claims;
         (claims.exp > now.unix_timestamp()).then_some(claims)
     }
 
-    /// The RFC 7517 key set other services verify with.
+    /// The RFC 7517 key set other services verify with: the current key, then the previous.
     pub fn jwks(&self) -> Value {
-        json!({
-            "keys": [{
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": self.public_x,
-                "kid": self.kid,
-                "alg": "EdDSA",
-                "use": "sig",
-            }]
-        })
+        let keys: Vec<Value> = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(VerifyingKey::jwk)
+            .collect();
+        json!({ "keys": keys })
     }
 }
 
@@ -132,7 +192,7 @@ mod tests {
 
     fn keys(issuer: &str) -> JwtKeys {
         let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json()).unwrap();
-        JwtKeys::new(&secrets.jwt_private_key_der, issuer, "apps").unwrap()
+        JwtKeys::from_secrets(&secrets, issuer, "apps").unwrap()
     }
 
     #[test]
@@ -171,8 +231,8 @@ mod tests {
     #[test]
     fn other_issuers_are_refused() {
         let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json()).unwrap();
-        let ours = JwtKeys::new(&secrets.jwt_private_key_der, "us", "apps").unwrap();
-        let theirs = JwtKeys::new(&secrets.jwt_private_key_der, "them", "apps").unwrap();
+        let ours = JwtKeys::from_secrets(&secrets, "us", "apps").unwrap();
+        let theirs = JwtKeys::from_secrets(&secrets, "them", "apps").unwrap();
         let now = OffsetDateTime::now_utc();
         let (token, _) = theirs.issue(UserId::new(), SessionId::new(), vec![], Scope::Full, now);
         assert!(ours.verify(&token, now).is_none());
@@ -194,5 +254,87 @@ mod tests {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&["apps"]);
         assert!(jsonwebtoken::decode::<Claims>(&token, &decoding, &validation).is_ok());
+    }
+
+    fn fresh_der() -> Vec<u8> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        Ed25519KeyPair::generate_pkcs8v1(&rng)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    fn token(keys: &JwtKeys, now: OffsetDateTime) -> String {
+        keys.issue(UserId::new(), SessionId::new(), vec![], Scope::Full, now)
+            .0
+    }
+
+    #[test]
+    fn after_a_rotation_tokens_of_the_previous_key_still_verify_and_new_ones_use_the_new_key() {
+        let (old, new) = (fresh_der(), fresh_der());
+        let before = JwtKeys::new(&old, None, "iss", "apps").unwrap();
+        let after = JwtKeys::new(&new, Some(&old), "iss", "apps").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let old_token = token(&before, now);
+        assert!(after.verify(&old_token, now).is_some());
+        let new_token = token(&after, now);
+        let kid = jsonwebtoken::decode_header(&new_token)
+            .unwrap()
+            .kid
+            .unwrap();
+        assert_eq!(kid, after.current_kid());
+        assert_ne!(kid, before.current_kid());
+        // The key before the rotation does not know the new one.
+        assert!(before.verify(&new_token, now).is_none());
+        // Once the previous key is dropped from the secret, its tokens end.
+        let later = JwtKeys::new(&new, None, "iss", "apps").unwrap();
+        assert!(later.verify(&old_token, now).is_none());
+        assert!(later.verify(&new_token, now).is_some());
+    }
+
+    #[test]
+    fn the_jwks_lists_the_current_then_the_previous_key() {
+        let (old, new) = (fresh_der(), fresh_der());
+        let before = JwtKeys::new(&old, None, "iss", "apps").unwrap();
+        let after = JwtKeys::new(&new, Some(&old), "iss", "apps").unwrap();
+        let jwks = after.jwks();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, [after.current_kid(), before.current_kid()]);
+        assert_eq!(before.jwks()["keys"].as_array().unwrap().len(), 1);
+        // The same key given as both is listed once.
+        let same = JwtKeys::new(&new, Some(&new), "iss", "apps").unwrap();
+        assert_eq!(same.jwks()["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_token_naming_an_unknown_kid_or_none_or_the_wrong_key_is_refused() {
+        let (old, new, other) = (fresh_der(), fresh_der(), fresh_der());
+        let keys = JwtKeys::new(&new, Some(&old), "iss", "apps").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let foreign = JwtKeys::new(&other, None, "iss", "apps").unwrap();
+        assert!(keys.verify(&token(&foreign, now), now).is_none());
+
+        let claims = keys.verify(&token(&keys, now), now).unwrap();
+        let sign = |kid: Option<&str>, der: &[u8]| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = kid.map(str::to_owned);
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der)).unwrap()
+        };
+        assert!(
+            keys.verify(&sign(Some(keys.current_kid()), &new), now)
+                .is_some()
+        );
+        assert!(keys.verify(&sign(None, &new), now).is_none());
+        assert!(keys.verify(&sign(Some("unknown"), &new), now).is_none());
+        // Signed by the previous key while naming the current one.
+        assert!(
+            keys.verify(&sign(Some(keys.current_kid()), &old), now)
+                .is_none()
+        );
     }
 }

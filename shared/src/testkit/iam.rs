@@ -9,6 +9,8 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::query::QueryInput;
+use aws_sdk_dynamodb::operation::scan::ScanInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -36,8 +38,17 @@ impl Intercept for Recorder {
             return Ok(());
         };
         if let Some(metadata) = cfg.load::<Metadata>() {
-            let transaction = context.input().downcast_ref::<TransactWriteItemsInput>();
-            for action in actions(metadata.service(), metadata.name(), transaction) {
+            let input = context.input();
+            let transaction = input.downcast_ref::<TransactWriteItemsInput>();
+            let index = input
+                .downcast_ref::<QueryInput>()
+                .and_then(|query| query.index_name())
+                .or_else(|| {
+                    input
+                        .downcast_ref::<ScanInput>()
+                        .and_then(|scan| scan.index_name())
+                });
+            for action in actions(metadata.service(), metadata.name(), transaction, index) {
                 record(function, &action);
             }
         }
@@ -46,11 +57,13 @@ impl Intercept for Recorder {
 }
 
 /// The IAM actions one request needs. `TransactWriteItems` has no action of its own: each of
-/// its items is authorised by the action of its kind.
+/// its items is authorised by the action of its kind. A query or scan of an index is
+/// authorised on the index's ARN, so it is recorded as `dynamodb:Query index/<name>`.
 fn actions(
     service: &str,
     operation: &str,
     transaction: Option<&TransactWriteItemsInput>,
+    index: Option<&str>,
 ) -> Vec<String> {
     let prefix = service.to_ascii_lowercase();
     match transaction {
@@ -68,7 +81,10 @@ fn actions(
             .flatten()
             .map(|action| format!("{prefix}:{action}"))
             .collect(),
-        _ => vec![format!("{prefix}:{operation}")],
+        _ => match index {
+            Some(index) => vec![format!("{prefix}:{operation} index/{index}")],
+            None => vec![format!("{prefix}:{operation}")],
+        },
     }
 }
 
@@ -115,9 +131,18 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            actions("DynamoDB", "TransactWriteItems", Some(&input)),
+            actions("DynamoDB", "TransactWriteItems", Some(&input), None),
             ["dynamodb:PutItem", "dynamodb:DeleteItem"]
         );
-        assert_eq!(actions("SES", "SendEmail", None), ["ses:SendEmail"]);
+        assert_eq!(actions("SES", "SendEmail", None, None), ["ses:SendEmail"]);
+    }
+
+    #[test]
+    fn a_query_of_an_index_needs_the_action_on_that_index() {
+        assert_eq!(
+            actions("DynamoDB", "Query", None, Some("gsi1")),
+            ["dynamodb:Query index/gsi1"]
+        );
+        assert_eq!(actions("DynamoDB", "Query", None, None), ["dynamodb:Query"]);
     }
 }

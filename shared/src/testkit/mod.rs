@@ -101,6 +101,22 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
     }
 }
 
+/// `app` after its secret changed to `secrets_json` (a key rotation) and its functions started
+/// again: the same table, bucket and notifiers, the keys of the new document.
+pub fn with_secrets(app: &App, secrets_json: &str) -> App {
+    let secrets = crate::secrets::parse(secrets_json).expect("the secrets document parses");
+    let jwt = crate::security::jwt::JwtKeys::from_secrets(
+        &secrets,
+        &app.config.jwt_issuer,
+        &app.config.jwt_audience,
+    )
+    .expect("the keys are valid");
+    let mut rotated = app.clone();
+    rotated.core.jwt = Arc::new(jwt);
+    rotated.core.hmac_key = secrets.hmac_key.into();
+    rotated
+}
+
 /// A request as API Gateway would hand it to a function.
 pub struct TestRequest {
     builder: lambda_http::http::request::Builder,
