@@ -87,9 +87,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
              instead, without coverage feedback"
         );
         let mut step = command(&cargo);
+        // The dev profile, as the repository's: the build shares its cache with everything else.
         step.args([
             "run",
-            "--release",
             "--manifest-path",
             "fuzz/Cargo.toml",
             "--bin",
