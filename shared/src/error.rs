@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use lambda_http::http::StatusCode;
 use serde_json::json;
 
+/// The `Retry-After` of a 503: the SDK has already retried with backoff for about this long.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// Field name → messages, for validation errors.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
@@ -114,6 +117,10 @@ pub enum ApiError {
     UpgradeRequired,
     #[error("Too many requests. Try again later.")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A dependency (the table) did not answer or throttled after retries. The cause is
+    /// logged, never returned; nothing was written, so the client may simply retry.
+    #[error("The service is temporarily unavailable. Try again later.")]
+    ServiceUnavailable(String),
     /// Anything unexpected. The cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -179,6 +186,7 @@ impl ApiError {
             UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -230,6 +238,7 @@ impl ApiError {
             UpgradeRequired => "upgrade_required",
             TooManyRequests { .. } => "too_many_requests",
             Internal(_) => "internal_error",
+            ServiceUnavailable(_) => "service_unavailable",
         }
     }
 
@@ -239,6 +248,9 @@ impl ApiError {
             Self::BadRequest(message) => message.clone(),
             Self::Validation(_) => "Validation failed.".to_owned(),
             Self::Internal(_) => "Internal server error.".to_owned(),
+            Self::ServiceUnavailable(_) => {
+                "The service is temporarily unavailable. Try again later.".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -254,11 +266,15 @@ impl ApiError {
             error["fields"] = json!(fields);
         }
         let mut response = crate::http::json_response(status, &json!({ "error": error }));
-        if let Self::TooManyRequests { retry_after_secs } = self {
-            response.headers_mut().insert(
-                lambda_http::http::header::RETRY_AFTER,
-                retry_after_secs.max(1).into(),
-            );
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after_secs } => Some(retry_after_secs.max(1)),
+            Self::ServiceUnavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(lambda_http::http::header::RETRY_AFTER, secs.into());
         }
         response
     }
@@ -278,6 +294,7 @@ impl From<crate::domain::StoreError> for ApiError {
                 Self::Internal("storage found no item where one was expected".into())
             }
             StoreError::Backend(cause) => Self::Internal(cause),
+            StoreError::Unavailable(cause) => Self::ServiceUnavailable(cause),
         }
     }
 }

@@ -1,14 +1,19 @@
-//! Developer tasks for this repository: `cargo xtask dev | admin | keys | test | bench | package`
-//! (see README.md).
+//! Developer tasks for this repository: `cargo xtask dev | admin | keys | test | bench |
+//! package | schemathesis | fuzz` (see README.md).
 //!
 //! Unix only: emulators are managed with POSIX signals.
 
 mod admin;
+#[cfg(test)]
+mod authz_matrix_test;
 mod bench;
 mod check;
 mod dev;
 #[cfg(test)]
 mod events_test;
+#[cfg(test)]
+mod faults_test;
+mod fuzz;
 mod iam;
 mod keys;
 mod lint;
@@ -62,6 +67,10 @@ usage:
       Schemathesis against the API (as `dev` serves it, on a free port) over emulators on ports
       8001/5001 (moved as for test), with a user's and a csrAdmin's token: no 5xx, answers as openapi.yaml says,
       none slow. The last step of `cargo xtask test`.
+  cargo xtask fuzz [--seconds N] [json_body|jwt_verify...]
+      The fuzz targets of fuzz/ (JSON body parsing, JWT verification) for N seconds each
+      (default 60): with cargo-fuzz on a nightly toolchain, else as a stable random loop of the
+      same targets. Not part of `cargo xtask test`.
 ";
 
 fn main() -> ExitCode {
@@ -76,6 +85,7 @@ fn main() -> ExitCode {
         Some("keys") => keys::Args::parse(&rest).and_then(keys::run),
         Some("schemathesis") if rest.is_empty() => schemathesis::run(),
         Some("package") => package::run(&rest),
+        Some("fuzz") => fuzz::Args::parse(&rest).and_then(fuzz::run),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -87,12 +87,27 @@ impl Stack {
 
         let mut stack = Stack::default();
         for &(kind, port) in &wanted {
-            stack.emulators.push(spawn(kind, port, &installed, &local)?);
+            stack
+                .emulators
+                .push(spawn(kind, port, &installed, &local, None)?);
         }
         for (&(kind, port), emulator) in wanted.iter().zip(&mut stack.emulators) {
             wait_ready(kind, port, Some(emulator), READY_TIMEOUT).await?;
         }
         Ok(stack)
+    }
+
+    /// A DynamoDB Local of its own on `port`, keeping its tables in `db_dir` (not in memory), so
+    /// that one stopped and started again on the same directory finds them: for fault tests.
+    #[cfg(test)]
+    pub async fn start_dynamodb(root: &Path, port: u16, db_dir: &Path) -> Result<Stack> {
+        let local = root.join(".localaws");
+        let installed = install(&local).await?;
+        let mut emulator = spawn(Kind::DynamoDb, port, &installed, &local, Some(db_dir))?;
+        wait_ready(Kind::DynamoDb, port, Some(&mut emulator), READY_TIMEOUT).await?;
+        Ok(Stack {
+            emulators: vec![emulator],
+        })
     }
 
     pub fn logs(&self) -> Vec<&Path> {
@@ -236,7 +251,14 @@ async fn run_logged(command: &mut tokio::process::Command, log: &Path) -> Result
     }
 }
 
-fn spawn(kind: Kind, port: u16, installed: &Installed, local: &Path) -> Result<Emulator> {
+/// Starts an emulator; DynamoDB Local keeps its tables in `db_dir` when given, else in memory.
+fn spawn(
+    kind: Kind,
+    port: u16,
+    installed: &Installed,
+    local: &Path,
+    db_dir: Option<&Path>,
+) -> Result<Emulator> {
     let port_arg = port.to_string();
     let (mut command, log) = match kind {
         Kind::DynamoDb => {
@@ -249,14 +271,12 @@ fn spawn(kind: Kind, port: u16, installed: &Installed, local: &Path) -> Result<E
                     dir.join("DynamoDBLocal_lib").display()
                 ))
                 .arg("-jar")
-                .arg(dir.join("DynamoDBLocal.jar"))
-                .args([
-                    "-inMemory",
-                    "-sharedDb",
-                    "-disableTelemetry",
-                    "-port",
-                    &port_arg,
-                ]);
+                .arg(dir.join("DynamoDBLocal.jar"));
+            match db_dir {
+                Some(db_dir) => command.arg("-dbPath").arg(db_dir),
+                None => command.arg("-inMemory"),
+            };
+            command.args(["-sharedDb", "-disableTelemetry", "-port", &port_arg]);
             (command, local.join(format!("dynamodb-{port}.log")))
         }
         Kind::Moto => {

@@ -114,7 +114,7 @@ impl RefreshBody {
             fail("platform", "Must be one of ios, android.");
         }
         if let Some(device_token) = &self.device_token
-            && (device_token.is_empty() || device_token.len() > 4096)
+            && (device_token.is_empty() || device_token.chars().count() > 4096)
         {
             fail("deviceToken", "Must be 1 to 4096 characters.");
         }

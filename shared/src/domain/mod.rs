@@ -39,4 +39,8 @@ pub enum StoreError {
     NotFound,
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The storage did not answer, or throttled, even after the SDK's retries: worth retrying
+    /// later (503 with `Retry-After`), never a 500.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }

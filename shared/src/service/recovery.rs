@@ -40,6 +40,15 @@ pub async fn start(core: &Core, mailer: &dyn Mailer, email: &Email) -> Result<()
     }
     let token = crypto::random_token();
     let expires_at = core.clock.now() + TOKEN_LIFETIME;
+    let link = format!("{}/reset-password?token={token}", core.config.link_base_url);
+    let mail = Mail::recovery(&user.email, &link, TOKEN_LIFETIME);
+    // The token is stored only once its mail went out, so a mail that failed leaves no
+    // usable token behind.
+    if let Err(error) = mailer.send(&mail).await {
+        // Still a success for the caller: an error here would reveal that the account exists.
+        tracing::error!(user = %user.id, %error, "recovery mail not sent");
+        return Ok(());
+    }
     core.tokens
         .put_token(&EmailToken {
             kind: TokenKind::Recovery,
@@ -50,12 +59,6 @@ pub async fn start(core: &Core, mailer: &dyn Mailer, email: &Email) -> Result<()
             expires_at,
         })
         .await?;
-    let link = format!("{}/reset-password?token={token}", core.config.link_base_url);
-    let mail = Mail::recovery(&user.email, &link, TOKEN_LIFETIME);
-    if let Err(error) = mailer.send(&mail).await {
-        // Still a success for the caller: an error here would reveal that the account exists.
-        tracing::error!(user = %user.id, %error, "recovery mail not sent");
-    }
     Ok(())
 }
 

@@ -41,6 +41,21 @@ pub async fn app() -> App {
 
 /// Like [`app`], letting the test adjust the configuration first.
 pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
+    app_on(&Endpoints::default(), adjust).await
+}
+
+/// Endpoints a fault test moves a client to (a DynamoDB Local of its own, a throttling proxy,
+/// a port where nothing listens); `None` keeps the emulator of `cargo xtask test`.
+#[derive(Clone, Debug, Default)]
+pub struct Endpoints {
+    pub dynamodb: Option<String>,
+    pub sns: Option<String>,
+    pub ses: Option<String>,
+}
+
+/// Like [`app_with`], with the clients of the functions on `endpoints`. The table is created
+/// (and the sender verified) through the same endpoints, so they must answer at the start.
+pub async fn app_on(endpoints: &Endpoints, adjust: impl FnOnce(&mut Config)) -> App {
     require_env("AWS_ENDPOINT_URL_DYNAMODB");
     let table = format!("test-{}", uuid::Uuid::new_v4().simple());
     let mut config = Config::from_lookup(|name| match name {
@@ -59,11 +74,11 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
     };
     adjust(&mut config);
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&aws)
-            .interceptor(iam::Recorder)
-            .build(),
-    );
+    let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&aws).interceptor(iam::Recorder);
+    if let Some(url) = &endpoints.dynamodb {
+        dynamodb = dynamodb.endpoint_url(url);
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
     crate::localstack::create_table(&dynamodb, TEMPLATE, &config.table_name)
         .await
         .expect("creating the test table in DynamoDB Local");
@@ -84,6 +99,15 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
     crate::localstack::verify_sender(&ses, &config.mail_from)
         .await
         .expect("verifying the sender in moto");
+    let ses = match &endpoints.ses {
+        Some(url) => aws_sdk_ses::Client::from_conf(
+            aws_sdk_ses::config::Builder::from(&aws)
+                .endpoint_url(url)
+                .interceptor(iam::Recorder)
+                .build(),
+        ),
+        None => ses,
+    };
     let mailer = crate::notify::ses::SesMailer::new(ses, config.mail_from.clone());
     let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json())
         .expect("generated secrets parse");
@@ -94,9 +118,13 @@ pub async fn app_with(adjust: impl FnOnce(&mut Config)) -> App {
     App {
         core,
         mailer: Arc::new(mailer),
-        sms: Arc::new(crate::notify::sns::SnsCodeSender::new(
-            aws_sdk_sns::config::Builder::from(&aws).interceptor(iam::Recorder),
-        )),
+        sms: Arc::new(crate::notify::sns::SnsCodeSender::new({
+            let sns = aws_sdk_sns::config::Builder::from(&aws).interceptor(iam::Recorder);
+            match &endpoints.sns {
+                Some(url) => sns.endpoint_url(url),
+                None => sns,
+            }
+        })),
         report_storage: Arc::new(report_storage),
     }
 }

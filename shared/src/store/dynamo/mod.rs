@@ -131,15 +131,103 @@ pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-pub fn backend(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(error.to_string())
+/// An error of the adapter as a domain error: an SDK error as [`unavailable_or_backend`] says,
+/// anything else (a bad item, a broken invariant) as `Backend`.
+pub fn backend(error: impl IntoStoreError) -> StoreError {
+    error.into_store_error()
+}
+
+/// What [`backend`] takes.
+pub trait IntoStoreError {
+    fn into_store_error(self) -> StoreError;
+}
+
+impl<E, R> IntoStoreError for SdkError<E, R>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    fn into_store_error(self) -> StoreError {
+        unavailable_or_backend(&self)
+    }
+}
+
+impl IntoStoreError for &str {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Backend(self.to_owned())
+    }
+}
+
+impl IntoStoreError for String {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Backend(self)
+    }
+}
+
+impl IntoStoreError for serde_dynamo::Error {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Backend(self.to_string())
+    }
+}
+
+impl IntoStoreError for aws_sdk_dynamodb::error::BuildError {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Backend(self.to_string())
+    }
+}
+
+/// The HTTP status of a raw response, when the SDK got one.
+pub trait HttpStatus {
+    fn http_status(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_dynamodb::config::http::HttpResponse {
+    fn http_status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// Error codes DynamoDB (and the SDK's retry classifier) treat as throttling.
+const THROTTLING_CODES: [&str; 5] = [
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TooManyRequestsException",
+];
+
+/// `Unavailable` when the table could not be reached, timed out, throttled or failed on its
+/// side (the SDK has retried each of these with backoff already); `Backend` otherwise.
+pub fn unavailable_or_backend<E, R>(error: &SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    let cause = aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string();
+    let unavailable = match error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => true,
+        SdkError::ResponseError(response) => response.raw().http_status() >= 500,
+        SdkError::ServiceError(service) => {
+            service.raw().http_status() >= 500
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|code| THROTTLING_CODES.contains(&code))
+        }
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(cause)
+    } else {
+        StoreError::Backend(cause)
+    }
 }
 
 /// Turns an SDK error into a domain error, with `ConditionalCheckFailed` as `conflict`.
 pub fn classify<E, R>(error: SdkError<E, R>, conflict: StoreError) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + HttpStatus,
 {
     let code = error
         .as_service_error()
@@ -148,10 +236,7 @@ where
     if code == "ConditionalCheckFailedException" {
         conflict
     } else {
-        StoreError::Backend(format!(
-            "{}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
-        ))
+        unavailable_or_backend(&error)
     }
 }
 
@@ -180,7 +265,7 @@ fn ts(at: OffsetDateTime) -> String {
 }
 
 fn parse_ts(text: &str) -> Result<OffsetDateTime, StoreError> {
-    clock::parse(text).ok_or_else(|| backend(format!("bad timestamp {text:?}")))
+    clock::parse(text).ok_or_else(|| StoreError::Backend(format!("bad timestamp {text:?}")))
 }
 
 fn put(
@@ -229,5 +314,5 @@ fn transaction_error(
             return reasons_to_error(usize::MAX);
         }
     }
-    backend(aws_sdk_dynamodb::error::DisplayErrorContext(&error))
+    unavailable_or_backend(&error)
 }
