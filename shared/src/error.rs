@@ -103,6 +103,8 @@ pub enum ApiError {
     UpgradeRequired,
     #[error("Too many requests. Try again later.")]
     TooManyRequests { retry_after_secs: u64 },
+    #[error("Too many diagnostic reports.")]
+    TooManyReports { retry_after_secs: u64 },
     /// Anything unexpected. The cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -162,7 +164,7 @@ impl ApiError {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            TooManyRequests { .. } | TooManyReports { .. } => StatusCode::TOO_MANY_REQUESTS,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -209,7 +211,7 @@ impl ApiError {
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             UpgradeRequired => "upgrade_required",
-            TooManyRequests { .. } => "too_many_requests",
+            TooManyRequests { .. } | TooManyReports { .. } => "too_many_requests",
             Internal(_) => "internal_error",
         }
     }
@@ -235,7 +237,9 @@ impl ApiError {
             error["fields"] = json!(fields);
         }
         let mut response = crate::http::json_response(status, &json!({ "error": error }));
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        if let Self::TooManyRequests { retry_after_secs }
+        | Self::TooManyReports { retry_after_secs } = self
+        {
             response.headers_mut().insert(
                 lambda_http::http::header::RETRY_AFTER,
                 retry_after_secs.max(1).into(),
