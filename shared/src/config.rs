@@ -57,7 +57,8 @@ fn prefixes(name: &str, value: &str) -> Result<Vec<String>, ConfigError> {
         .filter(|p| !p.is_empty())
         .map(|prefix| {
             let digits = prefix.strip_prefix('+').unwrap_or_default();
-            let valid = (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+            let valid =
+                (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
             if valid {
                 Ok(prefix.to_owned())
             } else {

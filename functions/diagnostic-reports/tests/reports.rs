@@ -459,7 +459,9 @@ async fn a_given_size_is_signed_into_the_upload_and_sent_as_its_content_length()
 
     // Without a size nothing about the length is signed.
     let unsized_report = create(&app, &token, json!({})).await;
-    let url = unsized_report.body["data"]["upload"]["url"].as_str().unwrap();
+    let url = unsized_report.body["data"]["upload"]["url"]
+        .as_str()
+        .unwrap();
     let signed = query_param(url, "X-Amz-SignedHeaders").unwrap();
     assert!(!signed.contains("content-length"), "{signed}");
 }
@@ -470,7 +472,13 @@ async fn sizes_outside_one_byte_to_100_mib_are_field_errors_and_write_nothing() 
     let Account {
         uuid: user, token, ..
     } = accounts::register(&app, "badsize").await;
-    for size in [json!(0), json!(-5), json!(104_857_601), json!(1.5), json!("12")] {
+    for size in [
+        json!(0),
+        json!(-5),
+        json!(104_857_601),
+        json!(1.5),
+        json!("12"),
+    ] {
         let response = create(&app, &token, json!({ "size": size })).await;
         response.assert_error(400, "Validation failed.");
         assert!(
@@ -512,7 +520,8 @@ async fn twenty_reports_a_day_then_429_with_retry_after_and_nothing_written() {
     assert_eq!(create(&app, &other.token, json!({})).await.status, 201);
 
     // A day after the first, one more fits (the access token expired meanwhile).
-    app.clock.advance(time::Duration::hours(24) - time::Duration::minutes(10));
+    app.clock
+        .advance(time::Duration::hours(24) - time::Duration::minutes(10));
     let fresh = accounts::login(&app, &account.email, accounts::PASSWORD)
         .await
         .unwrap();

@@ -415,7 +415,11 @@ async fn answers_with_tokens_and_to_bearer_requests_are_never_cached() {
     )
     .await;
     let read = get_self(&app, &data).await;
-    let refused = call_users(&app, accounts::get_user_request("not-a-token", &account.uuid)).await;
+    let refused = call_users(
+        &app,
+        accounts::get_user_request("not-a-token", &account.uuid),
+    )
+    .await;
     let wrong = login(&app, &account.email, "wrong horse").await;
     for (what, response, status) in [
         ("login (tokens)", &logged_in, 201),

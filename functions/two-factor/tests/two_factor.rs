@@ -710,7 +710,10 @@ async fn enrolment_obeys_the_sms_limits_and_a_refused_one_texts_and_stores_nothi
     assert!((1..=30).contains(&retry_after), "{retry_after}");
     assert!(codes_texted_to(&other).await.is_empty());
     assert_eq!(codes_texted_to(&e164).await.len(), 1);
-    assert_eq!(stored_item(&app, &account.uuid, "CODE").await.unwrap(), code);
+    assert_eq!(
+        stored_item(&app, &account.uuid, "CODE").await.unwrap(),
+        code
+    );
     assert_eq!(sms_log_len(&app, &account.uuid).await, 1);
     let view = two_factor_view(&app, &account).await;
     assert_eq!(view["mobileNumberLast4"], &e164[e164.len() - 4..]);
@@ -770,7 +773,12 @@ async fn past_five_texts_an_hour_a_2fa_login_texts_nothing_but_answers_the_same(
     assert_eq!(response.status, 201, "{}", response.text);
     let data = &response.body["data"];
     assert_eq!(data["twoFactorRequired"], true);
-    let mut keys: Vec<&str> = data.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = data
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
     assert_eq!(keys, ["sessionUUID", "token", "twoFactorRequired"]);
     assert_eq!(codes_texted_to(&phone).await.len(), 5);
@@ -784,8 +792,16 @@ async fn numbers_off_the_allow_list_are_a_field_error_and_texted_nothing() {
     let suffix = &unique_number().1[5..];
     // Jamaica (+1 876) is a NANP area code of another country; +44 is off the allow-list.
     for (typed, country, e164) in [
-        (format!("876-{}-{}", &suffix[..3], &suffix[3..]), 1, format!("+1876{suffix}")),
-        (format!("415-{}-{}", &suffix[..3], &suffix[3..]), 44, format!("+44415{suffix}")),
+        (
+            format!("876-{}-{}", &suffix[..3], &suffix[3..]),
+            1,
+            format!("+1876{suffix}"),
+        ),
+        (
+            format!("415-{}-{}", &suffix[..3], &suffix[3..]),
+            44,
+            format!("+44415{suffix}"),
+        ),
     ] {
         let response = two_factor(
             &app,

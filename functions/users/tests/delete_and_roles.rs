@@ -338,7 +338,11 @@ async fn a_wrong_password_when_deleting_counts_as_a_failed_login_of_that_email()
     for n in 0..5 {
         call(
             &app,
-            delete(&user.uuid, &user.token, json!({"password": format!("guess {n}")})),
+            delete(
+                &user.uuid,
+                &user.token,
+                json!({"password": format!("guess {n}")}),
+            ),
         )
         .await
         .assert_error(401, "Password is incorrect.");
@@ -347,8 +351,14 @@ async fn a_wrong_password_when_deleting_counts_as_a_failed_login_of_that_email()
         login(&app, &user.email, PASSWORD).await,
         Err(shared::ApiError::TooManyRequests { .. })
     ));
-    call(&app, delete(&user.uuid, &user.token, json!({"password": PASSWORD})))
-        .await
-        .assert_error(429, "Too many requests. Try again later.");
-    assert_eq!(stored(&app, &user.uuid).await.unwrap().status, Status::Active);
+    call(
+        &app,
+        delete(&user.uuid, &user.token, json!({"password": PASSWORD})),
+    )
+    .await
+    .assert_error(429, "Too many requests. Try again later.");
+    assert_eq!(
+        stored(&app, &user.uuid).await.unwrap().status,
+        Status::Active
+    );
 }

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use crate::ApiError;
 use crate::app::Core;
-use crate::domain::ids::{ReportId, UserId};
 use crate::domain::StoreError;
+use crate::domain::ids::{ReportId, UserId};
 use crate::domain::report::{
     CreatedReport, Description, FileName, ListedReport, NewReport, QUOTA_WINDOW,
     REPORTS_PER_WINDOW, Report, ReportQuota, ReportStart, ReportStorage, URL_LIFETIME, Upload,
@@ -304,8 +304,13 @@ mod tests {
     async fn reports(app: &App, owner: &User, count: usize) -> Vec<String> {
         let mut ids = Vec::new();
         for i in 0..count {
-            let new =
-                NewReport::parse(Some(&format!("log-{i}.txt")), Some("text/plain"), None, None).unwrap();
+            let new = NewReport::parse(
+                Some(&format!("log-{i}.txt")),
+                Some("text/plain"),
+                None,
+                None,
+            )
+            .unwrap();
             let created = create_json(app, owner.id, new).await.unwrap();
             ids.push(created["uuid"].as_str().unwrap().to_owned());
             app.clock.advance(Duration::seconds(1));
@@ -533,7 +538,8 @@ mod tests {
     async fn create_signs_the_content_type_and_lists_it_back() {
         let app = App::in_memory();
         let owner = user(&app, "create@example.com").await;
-        let new = NewReport::parse(Some("a.json"), Some("application/json"), Some("hi"), None).unwrap();
+        let new =
+            NewReport::parse(Some("a.json"), Some("application/json"), Some("hi"), None).unwrap();
         let created = create_json(&app, owner.id, new).await.unwrap();
         assert_eq!(created["upload"]["method"], "PUT");
         assert_eq!(

@@ -428,8 +428,7 @@ async fn count_send(
             match limits {
                 Limits::Enforce => {
                     let millis = wait.whole_milliseconds().max(1);
-                    let retry_after_secs =
-                        u64::try_from((millis + 999) / 1000).unwrap_or(u64::MAX);
+                    let retry_after_secs = u64::try_from((millis + 999) / 1000).unwrap_or(u64::MAX);
                     return Err(ApiError::TooManyRequests { retry_after_secs });
                 }
                 Limits::Login => {

@@ -86,7 +86,9 @@ async fn store_within_caps(core: &Core, token: &EmailToken) -> Result<bool, ApiE
             Err(other) => return Err(other.into()),
         }
     }
-    Err(ApiError::internal("verification mail caps kept conflicting"))
+    Err(ApiError::internal(
+        "verification mail caps kept conflicting",
+    ))
 }
 
 /// Uses the token mailed to `email` and marks that email verified, in one transaction (of

@@ -3,9 +3,9 @@
 
 use time::Duration;
 
+use crate::domain::StoreError;
 use crate::domain::clock::Clock;
 use crate::domain::ids::{ReportId, UserId};
-use crate::domain::StoreError;
 use crate::domain::report::Report;
 use crate::domain::report::{ReportQuota, ReportStart, ReportStore};
 

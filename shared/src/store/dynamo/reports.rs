@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DynamoStore, Item, backend, from_item, key, n, parse_ts, put, s, to_item,
-    transaction_error, ts, user_pk,
+    DynamoStore, Item, backend, from_item, key, n, parse_ts, put, s, to_item, transaction_error,
+    ts, user_pk,
 };
 use crate::domain::StoreError;
 use crate::domain::clock;
@@ -162,12 +162,7 @@ impl ReportStore for DynamoStore {
         };
         self.client
             .transact_write_items()
-            .transact_items(put(
-                &self.table,
-                to_item(&quota_item)?,
-                condition,
-                values,
-            )?)
+            .transact_items(put(&self.table, to_item(&quota_item)?, condition, values)?)
             .transact_items(put(
                 &self.table,
                 to_item(&item)?,

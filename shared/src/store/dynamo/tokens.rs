@@ -108,8 +108,7 @@ impl TokenStore for DynamoStore {
         user: UserId,
         email_key: &str,
     ) -> Result<VerificationLogs, StoreError> {
-        let [(user_pk, user_sk), (address_pk, address_sk)] =
-            verification_log_keys(user, email_key);
+        let [(user_pk, user_sk), (address_pk, address_sk)] = verification_log_keys(user, email_key);
         // Two reads in parallel: one round trip.
         let (by_user, by_address) = tokio::try_join!(
             self.get_consistent::<CapItem>(user_pk, user_sk),
@@ -133,15 +132,12 @@ impl TokenStore for DynamoStore {
         logs: &VerificationLogs,
     ) -> Result<(), StoreError> {
         let keys = verification_log_keys(token.user_id, &token.email_key);
-        let mut transaction = self
-            .client
-            .transact_write_items()
-            .transact_items(put(
-                &self.table,
-                to_item(&token_item(token))?,
-                "attribute_not_exists(pk)",
-                None,
-            )?);
+        let mut transaction = self.client.transact_write_items().transact_items(put(
+            &self.table,
+            to_item(&token_item(token))?,
+            "attribute_not_exists(pk)",
+            None,
+        )?);
         for ((pk, sk), (sent_at, version)) in keys.into_iter().zip([
             (&logs.by_user, logs.user_version),
             (&logs.by_address, logs.address_version),
