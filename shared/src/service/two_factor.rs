@@ -41,6 +41,7 @@ enum Limits {
     /// enter, or an authenticator app or recovery code completes it).
     Login,
 }
+
 /// Texts a login code to the user's verified number, for a session waiting for it, unless a
 /// live unused code went out under 30 s ago or 5 texts went out within the hour (then nothing
 /// is texted and the login answers the same). If the provider refuses the code, the waiting
