@@ -646,6 +646,8 @@ mod tests {
             app.clock.now(),
         );
         app.sessions.create_session(&session).await.unwrap();
+        // Past 30 s, so the login texts rather than keep the enrolment's live code.
+        app.clock.advance(Duration::seconds(31));
         sender.set_failing(true);
         let result = send_login_code(&app, &*app.sms, &user, &session).await;
         assert!(matches!(result, Err(ApiError::TwoFactorProvider)));
