@@ -32,6 +32,47 @@ pub struct Config {
     /// The origins passkey ceremonies may come from: web origins and the apps'
     /// `android:apk-key-hash:` ones.
     pub webauthn_origins: Vec<String>,
+    /// E.164 prefixes texts may go to (`SMS_ALLOWED_PREFIXES`, comma-separated)…
+    pub sms_allowed_prefixes: Vec<String>,
+    /// …less these (`SMS_BLOCKED_PREFIXES`): API.md "Two-factor auth".
+    pub sms_blocked_prefixes: Vec<String>,
+    /// Texts the whole service sends per UTC day at most (`SMS_DAILY_CAP`).
+    pub sms_daily_cap: u32,
+}
+
+/// The NANP area codes of countries other than the US and Canada, where SMS toll fraud
+/// concentrates (API.md "Two-factor auth").
+pub const DEFAULT_SMS_BLOCKED_PREFIXES: &str = "+1242,+1246,+1264,+1268,+1284,+1345,+1441,+1473,+1649,+1658,+1664,+1721,+1758,+1767,+1784,+1809,+1829,+1849,+1868,+1869,+1876";
+pub const DEFAULT_SMS_ALLOWED_PREFIXES: &str = "+1";
+pub const DEFAULT_SMS_DAILY_CAP: u32 = 10_000;
+
+impl Config {
+    /// Whether texts may go to `e164`: under an allowed prefix and under no blocked one.
+    pub fn sms_allowed(&self, e164: &str) -> bool {
+        let under = |prefixes: &[String]| prefixes.iter().any(|p| e164.starts_with(p.as_str()));
+        under(&self.sms_allowed_prefixes) && !under(&self.sms_blocked_prefixes)
+    }
+}
+
+/// A comma-separated list of E.164 prefixes (`+` and 1 to 15 digits each).
+fn prefixes(name: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|prefix| {
+            let digits = prefix.strip_prefix('+').unwrap_or_default();
+            let valid =
+                (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+            if valid {
+                Ok(prefix.to_owned())
+            } else {
+                Err(ConfigError(format!(
+                    "{name} must be E.164 prefixes such as +1 separated by commas, got {prefix:?}"
+                )))
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +138,15 @@ impl Config {
             webauthn_rp_id: get("WEBAUTHN_RP_ID")
                 .map_or_else(|| "localhost".to_owned(), |id| id.trim().to_owned()),
             webauthn_origins: origins(get("WEBAUTHN_ORIGINS"))?,
+            sms_allowed_prefixes: prefixes(
+                "SMS_ALLOWED_PREFIXES",
+                &get("SMS_ALLOWED_PREFIXES").unwrap_or_else(|| DEFAULT_SMS_ALLOWED_PREFIXES.into()),
+            )?,
+            sms_blocked_prefixes: prefixes(
+                "SMS_BLOCKED_PREFIXES",
+                &get("SMS_BLOCKED_PREFIXES").unwrap_or_else(|| DEFAULT_SMS_BLOCKED_PREFIXES.into()),
+            )?,
+            sms_daily_cap: number("SMS_DAILY_CAP", DEFAULT_SMS_DAILY_CAP)?,
         })
     }
 }
@@ -181,5 +231,40 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("WEBAUTHN_ORIGINS"));
+    }
+
+    #[test]
+    fn sms_defaults_allow_north_america_but_not_the_caribbean_area_codes() {
+        let config = config(&[("TABLE_NAME", "t"), ("SECRETS_ID", "arn:secret")]).unwrap();
+        assert_eq!(config.sms_daily_cap, 10_000);
+        assert!(config.sms_allowed("+14155550123"));
+        assert!(config.sms_allowed("+16135550123"));
+        for blocked in ["+12425550123", "+18765550123", "+18095550123"] {
+            assert!(!config.sms_allowed(blocked), "{blocked}");
+        }
+        assert!(!config.sms_allowed("+447700900123"));
+        assert_eq!(config.sms_blocked_prefixes.len(), 21);
+    }
+
+    #[test]
+    fn sms_prefixes_are_configurable_and_checked() {
+        let uk = config(&[
+            ("TABLE_NAME", "t"),
+            ("SECRETS_ID", "arn:secret"),
+            ("SMS_ALLOWED_PREFIXES", "+1, +44"),
+            ("SMS_BLOCKED_PREFIXES", "+4470"),
+            ("SMS_DAILY_CAP", "3"),
+        ])
+        .unwrap();
+        assert!(uk.sms_allowed("+447900900123"));
+        assert!(!uk.sms_allowed("+447000900123"));
+        assert_eq!(uk.sms_daily_cap, 3);
+        let error = config(&[
+            ("TABLE_NAME", "t"),
+            ("SECRETS_ID", "arn:secret"),
+            ("SMS_BLOCKED_PREFIXES", "1242"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("SMS_BLOCKED_PREFIXES"));
     }
 }

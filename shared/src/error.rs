@@ -121,6 +121,8 @@ pub enum ApiError {
     /// logged, never returned; nothing was written, so the client may simply retry.
     #[error("The service is temporarily unavailable. Try again later.")]
     ServiceUnavailable(String),
+    #[error("Too many diagnostic reports.")]
+    TooManyReports { retry_after_secs: u64 },
     /// Anything unexpected. The cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -184,7 +186,7 @@ impl ApiError {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            TooManyRequests { .. } | TooManyReports { .. } => StatusCode::TOO_MANY_REQUESTS,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -236,7 +238,7 @@ impl ApiError {
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             UpgradeRequired => "upgrade_required",
-            TooManyRequests { .. } => "too_many_requests",
+            TooManyRequests { .. } | TooManyReports { .. } => "too_many_requests",
             Internal(_) => "internal_error",
             ServiceUnavailable(_) => "service_unavailable",
         }
@@ -267,7 +269,8 @@ impl ApiError {
         }
         let mut response = crate::http::json_response(status, &json!({ "error": error }));
         let retry_after = match self {
-            Self::TooManyRequests { retry_after_secs } => Some(retry_after_secs.max(1)),
+            Self::TooManyRequests { retry_after_secs }
+            | Self::TooManyReports { retry_after_secs } => Some(retry_after_secs.max(1)),
             Self::ServiceUnavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         };

@@ -31,6 +31,7 @@ struct CreateBody {
     file_name: Option<String>,
     content_type: Option<String>,
     description: Option<String>,
+    size: Option<i64>,
 }
 
 async fn create(app: &impl ReportContext, req: &Request) -> Result<Response, ApiError> {
@@ -40,6 +41,7 @@ async fn create(app: &impl ReportContext, req: &Request) -> Result<Response, Api
         body.file_name.as_deref(),
         body.content_type.as_deref(),
         body.description.as_deref(),
+        body.size,
     )?;
     let report = reports::create(app.core(), app.report_storage(), principal.user.id, new).await?;
     Ok(http::created(views::created_report(&report)))

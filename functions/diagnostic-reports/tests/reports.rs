@@ -422,3 +422,124 @@ async fn the_api_gateway_events_reach_both_routes() {
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert_eq!(listed.body["data"][0]["uuid"], created.body["data"]["uuid"]);
 }
+
+#[tokio::test]
+async fn a_given_size_is_signed_into_the_upload_and_sent_as_its_content_length() {
+    let app = testkit::app().await;
+    let Account { token, .. } = accounts::register(&app, "sized").await;
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    let created = create(
+        &app,
+        &token,
+        json!({"contentType": "application/gzip", "size": bytes.len()}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let upload = &created.body["data"]["upload"];
+    assert_eq!(
+        upload["headers"],
+        json!({"Content-Type": "application/gzip", "Content-Length": "4096"})
+    );
+    let url = upload["url"].as_str().unwrap();
+    // S3 recomputes the signature over the signed headers, so an upload of any other size
+    // does not match it. (moto does not check signatures, so that refusal is S3's alone.)
+    let signed = query_param(url, "X-Amz-SignedHeaders").unwrap();
+    let signed: Vec<&str> = signed.split("%3B").collect();
+    assert!(signed.contains(&"content-length"), "{signed:?}");
+    assert!(signed.contains(&"content-type"), "{signed:?}");
+
+    let put = reqwest::Client::new()
+        .put(url)
+        .header("Content-Type", "application/gzip")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "PUT answered {}", put.status());
+
+    // Without a size nothing about the length is signed.
+    let unsized_report = create(&app, &token, json!({})).await;
+    let url = unsized_report.body["data"]["upload"]["url"]
+        .as_str()
+        .unwrap();
+    let signed = query_param(url, "X-Amz-SignedHeaders").unwrap();
+    assert!(!signed.contains("content-length"), "{signed}");
+}
+
+#[tokio::test]
+async fn sizes_outside_one_byte_to_100_mib_are_field_errors_and_write_nothing() {
+    let app = testkit::app().await;
+    let Account {
+        uuid: user, token, ..
+    } = accounts::register(&app, "badsize").await;
+    for size in [
+        json!(0),
+        json!(-5),
+        json!(104_857_601),
+        json!(1.5),
+        json!("12"),
+    ] {
+        let response = create(&app, &token, json!({ "size": size })).await;
+        response.assert_error(400, "Validation failed.");
+        assert!(
+            response.body["error"]["fields"]["size"].is_array(),
+            "{size}: {}",
+            response.text
+        );
+    }
+    let biggest = create(&app, &token, json!({"size": 104_857_600})).await;
+    assert_eq!(biggest.status, 201, "{}", biggest.text);
+    let listed = list(&app, &token, &user, "").await;
+    assert_eq!(listed.body["meta"]["total"], 1);
+}
+
+#[tokio::test]
+async fn twenty_reports_a_day_then_429_with_retry_after_and_nothing_written() {
+    let app = testkit::app().await;
+    let account = accounts::register(&app, "quota").await;
+    let (user, token) = (&account.uuid, &account.token);
+    for i in 0..20 {
+        let response = create(&app, token, json!({"fileName": format!("log-{i}.txt")})).await;
+        assert_eq!(response.status, 201, "{i}: {}", response.text);
+        app.clock.advance(time::Duration::seconds(30));
+    }
+    let refused = create(&app, token, json!({"fileName": "one-too-many.txt"})).await;
+    refused.assert_error(429, "Too many diagnostic reports.");
+    let retry_after: i64 = refused.header("retry-after").unwrap().parse().unwrap();
+    // Until the first report, made 10 minutes ago, leaves the 24 hours.
+    assert!(
+        (24 * 3600 - 10 * 60 - 5..=24 * 3600 - 10 * 60).contains(&retry_after),
+        "{retry_after}"
+    );
+    assert_eq!(refused.header("cache-control"), Some("no-store"));
+    let listed = list(&app, token, user, "?limit=100").await;
+    assert_eq!(listed.body["meta"]["total"], 20);
+
+    // Another user has a quota of their own.
+    let other = accounts::register(&app, "quota-other").await;
+    assert_eq!(create(&app, &other.token, json!({})).await.status, 201);
+
+    // A day after the first, one more fits (the access token expired meanwhile).
+    app.clock
+        .advance(time::Duration::hours(24) - time::Duration::minutes(10));
+    let fresh = accounts::login(&app, &account.email, accounts::PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(create(&app, &fresh.token, json!({})).await.status, 201);
+    let refused_again = create(&app, &fresh.token, json!({})).await;
+    assert_eq!(refused_again.status, 429, "{}", refused_again.text);
+}
+
+#[tokio::test]
+async fn answers_with_presigned_urls_are_never_cached() {
+    let app = testkit::app().await;
+    let Account {
+        uuid: user, token, ..
+    } = accounts::register(&app, "no-store").await;
+    let created = create(&app, &token, json!({})).await;
+    let listed = list(&app, &token, &user, "").await;
+    for (what, response, status) in [("create", &created, 201), ("list", &listed, 200)] {
+        assert_eq!(response.status, status, "{what}: {}", response.text);
+        assert_eq!(response.header("cache-control"), Some("no-store"), "{what}");
+    }
+}

@@ -278,3 +278,60 @@ async fn api_gateway_events_reach_the_routes() {
     .await;
     TestResponse::from(start).assert_error(401, "Invalid token");
 }
+
+/// The verification mails moto recorded as sent to `address`.
+async fn verification_mails_to(address: &str) -> usize {
+    testkit::emails_to(address).await.len()
+}
+
+#[tokio::test]
+async fn three_verification_mails_an_hour_per_user_counting_email_changes() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    assert_eq!(start(&app, &account.token).await.status, 201);
+    let new_email = unique_email();
+    let changed = call_users(
+        &app,
+        request("PATCH", &format!("/users/{}", account.uuid))
+            .bearer(&account.token)
+            .json(json!({"email": new_email, "currentPassword": accounts::PASSWORD}))
+            .build(),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(start(&app, &account.token).await.status, 201);
+    assert_eq!(verification_mails_to(&account.email).await, 1);
+    assert_eq!(verification_mails_to(&new_email).await, 2);
+
+    // Over the cap: the same answer, nothing sent.
+    let capped = start(&app, &account.token).await;
+    assert_eq!(capped.status, 201, "{}", capped.text);
+    assert_eq!(capped.body, json!({"data": {}}));
+    assert_eq!(verification_mails_to(&new_email).await, 2);
+
+    // An hour after the first, one more goes (the access token expired meanwhile).
+    app.clock.advance(Duration::hours(1));
+    let again = accounts::login(&app, &new_email, accounts::PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(start(&app, &again.token).await.status, 201);
+    assert_eq!(verification_mails_to(&new_email).await, 3);
+}
+
+#[tokio::test]
+async fn three_verification_mails_an_hour_per_address_whoever_asks() {
+    let app = testkit::app().await;
+    let first = register(&app).await;
+    for _ in 0..3 {
+        assert_eq!(start(&app, &first.token).await.status, 201);
+    }
+    assert_eq!(verification_mails_to(&first.email).await, 3);
+    // The address is freed and registered again: its cap still holds.
+    shared::service::users::soft_delete(&app, first.user_id())
+        .await
+        .unwrap();
+    let second = accounts::register_email(&app, &first.email).await;
+    let capped = start(&app, &second.token).await;
+    assert_eq!(capped.status, 201, "{}", capped.text);
+    assert_eq!(verification_mails_to(&first.email).await, 3);
+}

@@ -392,3 +392,15 @@ async fn api_gateway_events_reach_the_routes() {
     .await;
     assert_eq!(TestResponse::from(start).status, 201);
 }
+
+#[tokio::test]
+async fn an_email_over_254_bytes_is_refused_before_any_lookup() {
+    let app = testkit::app().await;
+    // 3,000 bytes: past DynamoDB's 2,048-byte partition key, so a lookup would be a 500.
+    for local in [255, 3000] {
+        let long = format!("{}@example.com", "a".repeat(local));
+        start(&app, &long)
+            .await
+            .assert_error(400, "Valid email address is required.");
+    }
+}

@@ -3,6 +3,7 @@
 use lambda_http::Request;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
+use shared::domain::email::Email;
 use shared::domain::ids::SessionId;
 use shared::http;
 use shared::http::views;
@@ -35,6 +36,14 @@ struct LoginBody {
 
 async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiError> {
     let body: LoginBody = http::json_body(req)?;
+    // An address over 254 bytes is no account's: refused like a wrong password, but before
+    // the lockout and user lookups, whose keys it would overflow (once both fields are there,
+    // so a missing one still gets its own 400).
+    let both_given = body.email.as_deref().is_some_and(|e| !e.trim().is_empty())
+        && body.password.as_deref().is_some_and(|p| !p.is_empty());
+    if both_given && body.email.as_deref().is_some_and(Email::too_long) {
+        return Err(ApiError::BadCredentials);
+    }
     match sessions::login(app.core(), body.email, body.password).await? {
         LoginOutcome::Complete { tokens, user } => Ok(http::data(
             StatusCode::CREATED,

@@ -454,3 +454,56 @@ async fn sessions_idle_for_thirty_days_cannot_refresh() {
     .await
     .assert_error(404, "User sessionUUID not found.  JWT cannot be refreshed.");
 }
+
+#[tokio::test]
+async fn an_email_over_254_bytes_is_refused_like_a_wrong_password_before_any_lookup() {
+    let app = testkit::app().await;
+    // 3,000 bytes: past DynamoDB's 2,048-byte partition key, so a lookup would be a 500.
+    for local in [255, 3000] {
+        let long = format!("{}@example.com", "a".repeat(local));
+        login(&app, &long, PASSWORD)
+            .await
+            .assert_error(401, "Bad email and password combination.");
+    }
+    // The required fields keep their own 400s.
+    let long = format!("{}@example.com", "a".repeat(3000));
+    call(
+        &app,
+        request("POST", "/users/sessions")
+            .json(json!({"email": long}))
+            .build(),
+    )
+    .await
+    .assert_error(400, "Password is required.");
+}
+
+#[tokio::test]
+async fn answers_with_tokens_and_to_bearer_requests_are_never_cached() {
+    let app = testkit::app().await;
+    let account = accounts::register(&app, "no-store").await;
+    let logged_in = login(&app, &account.email, PASSWORD).await;
+    let data = logged_in.body["data"].clone();
+    let refreshed = refresh(
+        &app,
+        data["sessionUUID"].as_str().unwrap(),
+        data["refreshToken"].as_str().unwrap(),
+    )
+    .await;
+    let read = get_self(&app, &data).await;
+    let refused = call_users(
+        &app,
+        accounts::get_user_request("not-a-token", &account.uuid),
+    )
+    .await;
+    let wrong = login(&app, &account.email, "wrong horse").await;
+    for (what, response, status) in [
+        ("login (tokens)", &logged_in, 201),
+        ("refresh (tokens)", &refreshed, 200),
+        ("bearer read", &read, 200),
+        ("bearer refusal", &refused, 401),
+        ("failed login", &wrong, 401),
+    ] {
+        assert_eq!(response.status, status, "{what}: {}", response.text);
+        assert_eq!(response.header("cache-control"), Some("no-store"), "{what}");
+    }
+}

@@ -34,10 +34,10 @@ async fn register(app: &App) -> Account {
     accounts::register(app, "2fa").await
 }
 
-/// A fresh US number, so texts from other tests sharing moto never mix in:
-/// (the `mobileNumber` as a person types it, the E.164 form).
+/// A fresh San Francisco number (area code 415, on the SMS allow-list), so texts from other
+/// tests sharing moto never mix in: (the `mobileNumber` as a person types it, the E.164 form).
 fn unique_number() -> (String, String) {
-    let digits = format!("{:010}", UserId::new().as_uuid().as_u128() % 10_000_000_000);
+    let digits = format!("415{:07}", UserId::new().as_uuid().as_u128() % 10_000_000);
     let typed = format!("{}-{}-{}", &digits[..3], &digits[3..6], &digits[6..]);
     (typed, format!("+1{digits}"))
 }
@@ -398,10 +398,11 @@ async fn resends_are_limited_to_one_per_30_seconds_and_five_per_hour() {
         "{retry_after}"
     );
 
-    // Enrolment always texts, past the limits.
-    let response = enrol(&app, &account, &typed).await;
-    assert_eq!(response.status, 201, "{}", response.text);
-    assert_eq!(codes_texted_to(&e164).await.len(), 6);
+    // Enrolment obeys the same limits.
+    enrol(&app, &account, &typed)
+        .await
+        .assert_error(429, "Too many requests. Try again later.");
+    assert_eq!(codes_texted_to(&e164).await.len(), 5);
 
     // Access tokens last 15 minutes: log in again after the hour.
     app.clock.advance(Duration::minutes(61));
@@ -421,7 +422,8 @@ async fn resend_goes_only_to_the_accounts_numbers() {
 
     let verified = enable(&app, &account).await;
     let (typed, pending) = unique_number();
-    enrol(&app, &account, &typed).await;
+    app.clock.advance(Duration::seconds(31));
+    assert_eq!(enrol(&app, &account, &typed).await.status, 201);
     let (_, stranger) = unique_number();
     app.clock.advance(Duration::seconds(31));
     let response = resend(&app, &account.token, &format!("?phoneNumber={stranger}")).await;
@@ -630,6 +632,7 @@ async fn a_provider_failure_is_the_seed_400_and_writes_nothing() {
     app.sms = unreachable_provider().await;
 
     let (typed, _) = unique_number();
+    app.clock.advance(Duration::seconds(31));
     enrol(&app, &account, &typed)
         .await
         .assert_error(400, PROVIDER_ERROR);
@@ -683,4 +686,175 @@ async fn the_two_factor_events_reach_their_routes() {
         403,
         "You do not have permission to disable two factor auth for another user.",
     );
+}
+
+async fn sms_log_len(app: &App, uuid: &str) -> usize {
+    stored_item(app, uuid, "SMSLIMIT")
+        .await
+        .map_or(0, |log| log["sentAt"].as_l().unwrap().len())
+}
+
+#[tokio::test]
+async fn enrolment_obeys_the_sms_limits_and_a_refused_one_texts_and_stores_nothing() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let (typed, e164) = unique_number();
+    assert_eq!(enrol(&app, &account, &typed).await.status, 201);
+    let code = stored_item(&app, &account.uuid, "CODE").await.unwrap();
+
+    // A second number inside 30 s: refused before anything is texted or stored.
+    let (other_typed, other) = unique_number();
+    let response = enrol(&app, &account, &other_typed).await;
+    response.assert_error(429, "Too many requests. Try again later.");
+    let retry_after: i64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert!(codes_texted_to(&other).await.is_empty());
+    assert_eq!(codes_texted_to(&e164).await.len(), 1);
+    assert_eq!(
+        stored_item(&app, &account.uuid, "CODE").await.unwrap(),
+        code
+    );
+    assert_eq!(sms_log_len(&app, &account.uuid).await, 1);
+    let view = two_factor_view(&app, &account).await;
+    assert_eq!(view["mobileNumberLast4"], &e164[e164.len() - 4..]);
+
+    // Five texts an hour, enrolments among them.
+    for _ in 0..4 {
+        app.clock.advance(Duration::seconds(31));
+        assert_eq!(enrol(&app, &account, &other_typed).await.status, 201);
+    }
+    app.clock.advance(Duration::seconds(31));
+    let response = enrol(&app, &account, &typed).await;
+    response.assert_error(429, "Too many requests. Try again later.");
+    let retry_after: i64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after > 30, "{retry_after}");
+    assert_eq!(codes_texted_to(&other).await.len(), 4);
+    assert_eq!(sms_log_len(&app, &account.uuid).await, 5);
+}
+
+#[tokio::test]
+async fn a_2fa_login_inside_30_seconds_of_a_live_code_texts_nothing_and_that_code_works() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+    let first = two_factor_login(&app, &account).await;
+    assert_eq!(codes_texted_to(&phone).await.len(), 2);
+    let code = last_code(&phone).await;
+
+    app.clock.advance(Duration::seconds(10));
+    let response = login(&app, &account.email).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    let data = &response.body["data"];
+    assert_eq!(data["twoFactorRequired"], true);
+    assert!(data["token"].is_string() && data["sessionUUID"].is_string());
+    assert_eq!(codes_texted_to(&phone).await.len(), 2);
+    assert_eq!(sms_log_len(&app, &account.uuid).await, 2);
+
+    // The live code completes the second login; the first one's token was not used.
+    let second = data["token"].as_str().unwrap();
+    let response = verify(&app, second, &code).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn past_five_texts_an_hour_a_2fa_login_texts_nothing_but_answers_the_same() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let phone = enable(&app, &account).await;
+    for _ in 0..4 {
+        app.clock.advance(Duration::seconds(31));
+        two_factor_login(&app, &account).await;
+    }
+    assert_eq!(codes_texted_to(&phone).await.len(), 5);
+
+    app.clock.advance(Duration::seconds(31));
+    let response = login(&app, &account.email).await;
+    assert_eq!(response.status, 201, "{}", response.text);
+    let data = &response.body["data"];
+    assert_eq!(data["twoFactorRequired"], true);
+    let mut keys: Vec<&str> = data
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["sessionUUID", "token", "twoFactorRequired"]);
+    assert_eq!(codes_texted_to(&phone).await.len(), 5);
+    assert_eq!(sms_log_len(&app, &account.uuid).await, 5);
+}
+
+#[tokio::test]
+async fn numbers_off_the_allow_list_are_a_field_error_and_texted_nothing() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let suffix = &unique_number().1[5..];
+    // Jamaica (+1 876) is a NANP area code of another country; +44 is off the allow-list.
+    for (typed, country, e164) in [
+        (
+            format!("876-{}-{}", &suffix[..3], &suffix[3..]),
+            1,
+            format!("+1876{suffix}"),
+        ),
+        (
+            format!("415-{}-{}", &suffix[..3], &suffix[3..]),
+            44,
+            format!("+44415{suffix}"),
+        ),
+    ] {
+        let response = two_factor(
+            &app,
+            request(
+                "POST",
+                &format!("/users/{}/pending-two-factor-auth", account.uuid),
+            )
+            .bearer(&account.token)
+            .json(json!({"mobileNumber": typed, "mobileCountryCode": country}))
+            .build(),
+        )
+        .await;
+        response.assert_error(400, "Validation failed.");
+        let fields = response.body["error"]["fields"].as_object().unwrap();
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["mobileCountryCode"]);
+        assert!(codes_texted_to(&e164).await.is_empty());
+    }
+    assert_eq!(two_factor_view(&app, &account).await["pending"], false);
+    assert!(stored_item(&app, &account.uuid, "SMSLIMIT").await.is_none());
+    assert!(stored_item(&app, &account.uuid, "CODE").await.is_none());
+}
+
+#[tokio::test]
+async fn past_the_daily_sms_cap_texts_are_refused_as_the_provider_error() {
+    let app = testkit::app_with(|config| config.sms_daily_cap = 2).await;
+    let mut accounts_and_numbers = Vec::new();
+    for _ in 0..3 {
+        accounts_and_numbers.push((register(&app).await, unique_number()));
+    }
+    for (account, (typed, _)) in &accounts_and_numbers[..2] {
+        assert_eq!(enrol(&app, account, typed).await.status, 201);
+    }
+    let (third, (typed, e164)) = &accounts_and_numbers[2];
+    enrol(&app, third, typed)
+        .await
+        .assert_error(400, PROVIDER_ERROR);
+    assert!(codes_texted_to(e164).await.is_empty());
+    assert_eq!(two_factor_view(&app, third).await["pending"], false);
+    assert_eq!(sms_log_len(&app, &third.uuid).await, 0);
+
+    // One counter item per UTC day, at the cap.
+    let store = testkit::dynamo_store(&app).await;
+    let day = app.clock.now().date().to_string();
+    let counter = store
+        .client
+        .get_item()
+        .table_name(&store.table)
+        .set_key(Some(key(format!("SMSDAY#{day}"), "COUNT")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the day's counter");
+    assert_eq!(counter["sent"].as_n().unwrap(), "2");
 }

@@ -330,3 +330,35 @@ async fn unknown_routes_and_methods_are_404_not_found() {
         assert_eq!(response.body["error"]["code"], "not_found");
     }
 }
+
+#[tokio::test]
+async fn a_wrong_password_when_deleting_counts_as_a_failed_login_of_that_email() {
+    let app = testkit::app().await;
+    let user = register(&app, "delete-guess").await;
+    for n in 0..5 {
+        call(
+            &app,
+            delete(
+                &user.uuid,
+                &user.token,
+                json!({"password": format!("guess {n}")}),
+            ),
+        )
+        .await
+        .assert_error(401, "Password is incorrect.");
+    }
+    assert!(matches!(
+        login(&app, &user.email, PASSWORD).await,
+        Err(shared::ApiError::TooManyRequests { .. })
+    ));
+    call(
+        &app,
+        delete(&user.uuid, &user.token, json!({"password": PASSWORD})),
+    )
+    .await
+    .assert_error(429, "Too many requests. Try again later.");
+    assert_eq!(
+        stored(&app, &user.uuid).await.unwrap().status,
+        Status::Active
+    );
+}

@@ -381,3 +381,16 @@ async fn the_recorded_api_gateway_events_route_to_the_listing() {
     assert_eq!(response.status, 200, "{}", response.text);
     assert_eq!(response.body["data"], json!({"count": 1}));
 }
+
+#[tokio::test]
+async fn an_email_filter_over_254_bytes_is_a_field_error_before_any_lookup() {
+    let app = testkit::app().await;
+    let admin = admin(&app).await;
+    // Far past DynamoDB's 2,048-byte partition key: a lookup would fail with a 500.
+    for local in [255, 3000] {
+        let long = format!("{}@example.com", "a".repeat(local));
+        let response = list(&app, &admin, &format!("?filter[email]={long}")).await;
+        response.assert_error(400, "Validation failed.");
+        assert!(response.body["error"]["fields"]["filter[email]"].is_array());
+    }
+}

@@ -475,3 +475,39 @@ async fn the_recorded_api_gateway_event_patches_the_user() {
     );
     assert_eq!(response.status, 200, "{}", response.text);
 }
+
+#[tokio::test]
+async fn a_wrong_current_password_counts_as_a_failed_login_of_that_email() {
+    let app = testkit::app().await;
+    let user = register(&app, "guessed").await;
+    let guess = |n: usize| {
+        patch(
+            &user.uuid,
+            &user.token,
+            json!({"password": "brand new password", "currentPassword": format!("guess {n}")}),
+        )
+    };
+    for n in 0..5 {
+        call(&app, guess(n))
+            .await
+            .assert_error(401, "Password is incorrect.");
+    }
+    // The email is locked now: for logins, and for further guesses through the token, even
+    // the right password.
+    assert!(matches!(
+        login(&app, &user.email, PASSWORD).await,
+        Err(ApiError::TooManyRequests { .. })
+    ));
+    let response = call(
+        &app,
+        patch(
+            &user.uuid,
+            &user.token,
+            json!({"password": "brand new password", "currentPassword": PASSWORD}),
+        ),
+    )
+    .await;
+    response.assert_error(429, "Too many requests. Try again later.");
+    assert!(response.header("retry-after").is_some());
+    assert_eq!(stored(&app, &user.uuid).await.unwrap().version, 1);
+}

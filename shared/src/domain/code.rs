@@ -45,6 +45,9 @@ pub enum CodeChange<'a> {
 
 #[async_trait]
 pub trait CodeStore: Send + Sync {
+    /// The user's code as stored (expired or spent included), without spending a check.
+    async fn get_code(&self, user: UserId) -> Result<Option<OneTimeCode>, StoreError>;
+
     /// Stores the user's code, ending any previous one.
     async fn put_code(&self, code: &OneTimeCode) -> Result<(), StoreError>;
 
@@ -71,6 +74,13 @@ pub trait CodeStore: Send + Sync {
         previous: &User,
         change: CodeChange<'_>,
     ) -> Result<(), StoreError>;
+
+    /// Counts one text against the service-wide cap of the UTC day `day` (`YYYY-MM-DD`),
+    /// atomically: `false`, and nothing counted, once `cap` texts were counted that day.
+    async fn take_daily_sms(&self, day: &str, cap: u32) -> Result<bool, StoreError>;
+
+    /// Takes back one text counted on `day` that was not sent after all.
+    async fn return_daily_sms(&self, day: &str) -> Result<(), StoreError>;
 
     async fn get_sms_log(&self, user: UserId) -> Result<Option<SmsLog>, StoreError>;
 

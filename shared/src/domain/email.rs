@@ -8,9 +8,18 @@ use serde::Serialize;
 #[serde(transparent)]
 pub struct Email(String);
 
-const MAX_LEN: usize = 254;
+/// The longest address accepted anywhere, in bytes (RFC 5321's path limit less the brackets).
+pub const MAX_LEN: usize = 254;
 
 impl Email {
+    /// Whether `input` is too long to be any account's address, trimmed or lowercased: such
+    /// input is refused before any lookup (an email is part of storage keys, which have a
+    /// size limit).
+    pub fn too_long(input: &str) -> bool {
+        let trimmed = input.trim();
+        trimmed.len() > MAX_LEN || trimmed.to_lowercase().len() > MAX_LEN
+    }
+
     /// Accepts `local@domain.tld` with no spaces or control characters, up to 254 characters.
     pub fn parse(input: &str) -> Result<Self, &'static str> {
         let email = input.trim();
@@ -88,6 +97,23 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn addresses_over_254_bytes_are_too_long_and_refused() {
+        let domain = format!(
+            "{}.{}.{}.com",
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(57)
+        );
+        let longest = format!("{}@{domain}", "a".repeat(64));
+        assert_eq!(longest.len(), 254);
+        assert!(!Email::too_long(&longest) && Email::parse(&longest).is_ok());
+        let over = format!("a{longest}");
+        assert!(Email::too_long(&over) && Email::parse(&over).is_err());
+        // Bytes, not characters.
+        assert!(Email::too_long(&"é".repeat(128)));
     }
 
     proptest! {

@@ -47,6 +47,16 @@ pub struct MailLog {
     pub version: u64,
 }
 
+/// When verification mails went to one user and to one address, as read (the caps count the
+/// last hour). A version is that of the stored log, 0 when there is none.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VerificationLogs {
+    pub by_user: Vec<OffsetDateTime>,
+    pub user_version: u64,
+    pub by_address: Vec<OffsetDateTime>,
+    pub address_version: u64,
+}
+
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn put_token(&self, token: &EmailToken) -> Result<(), StoreError>;
@@ -69,6 +79,23 @@ pub trait TokenStore: Send + Sync {
         now: OffsetDateTime,
         user: &User,
         previous: &User,
+    ) -> Result<(), StoreError>;
+
+    /// The verification mail logs of `user` and of the address `email_key`.
+    async fn get_verification_logs(
+        &self,
+        user: UserId,
+        email_key: &str,
+    ) -> Result<VerificationLogs, StoreError>;
+
+    /// Stores a verification token for `token.user_id` and `token.email_key` with both logs
+    /// as given in `logs`, in one transaction: only if each stored log still has the version
+    /// in `logs` (each is saved one version later), else `VersionConflict` and nothing is
+    /// written.
+    async fn put_verification_token(
+        &self,
+        token: &EmailToken,
+        logs: &VerificationLogs,
     ) -> Result<(), StoreError>;
 
     async fn get_mail_log(&self, email_key: &str) -> Result<Option<MailLog>, StoreError>;

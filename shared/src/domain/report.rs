@@ -14,6 +14,11 @@ use crate::error::{ApiError, FieldErrors};
 pub const URL_LIFETIME: Duration = Duration::minutes(15);
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// The largest file a report may announce (`size`), in bytes: 100 MiB.
+pub const MAX_SIZE_BYTES: u64 = 104_857_600;
+/// Reports one user may create per [`QUOTA_WINDOW`].
+pub const REPORTS_PER_WINDOW: usize = 20;
+pub const QUOTA_WINDOW: Duration = Duration::hours(24);
 pub const CONTENT_TYPES: [&str; 7] = [
     "text/plain",
     "application/json",
@@ -104,6 +109,8 @@ pub struct NewReport {
     pub file_name: Option<FileName>,
     pub content_type: Option<ContentType>,
     pub description: Option<Description>,
+    /// The file's exact size in bytes, signed into the upload when given.
+    pub size: Option<u64>,
 }
 
 impl NewReport {
@@ -112,6 +119,7 @@ impl NewReport {
         file_name: Option<&str>,
         content_type: Option<&str>,
         description: Option<&str>,
+        size: Option<i64>,
     ) -> Result<Self, ApiError> {
         let mut fields = FieldErrors::new();
         let mut check = |name: &str, message: String| {
@@ -138,6 +146,13 @@ impl NewReport {
                 check("description", m.to_owned());
                 None
             });
+        let size = size.and_then(|size| match u64::try_from(size) {
+            Ok(size @ 1..=MAX_SIZE_BYTES) => Some(size),
+            _ => {
+                check("size", format!("Must be between 1 and {MAX_SIZE_BYTES}."));
+                None
+            }
+        });
         if !fields.is_empty() {
             return Err(ApiError::Validation(fields));
         }
@@ -145,6 +160,7 @@ impl NewReport {
             file_name,
             content_type,
             description,
+            size,
         })
     }
 }
@@ -193,6 +209,15 @@ pub struct ListedReport {
     pub download_url: String,
 }
 
+/// When the user's recent reports were created, oldest first (the quota counts the last
+/// 24 hours).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportQuota {
+    pub user_id: UserId,
+    pub created_at: Vec<OffsetDateTime>,
+    pub version: u64,
+}
+
 /// Where a listing starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReportStart {
@@ -204,7 +229,18 @@ pub enum ReportStart {
 
 #[async_trait]
 pub trait ReportStore: Send + Sync {
-    async fn create_report(&self, report: &Report) -> Result<(), StoreError>;
+    /// The user's quota log, by a consistent read.
+    async fn get_report_quota(&self, user: UserId) -> Result<Option<ReportQuota>, StoreError>;
+
+    /// Stores the report and the quota log that counts it, in one transaction: only if the
+    /// stored log still has `expected_version` (`None`: there is none), else
+    /// `VersionConflict` and nothing is written.
+    async fn create_report(
+        &self,
+        report: &Report,
+        quota: &ReportQuota,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
 
     async fn count_reports(&self, user: UserId) -> Result<u64, StoreError>;
 
@@ -222,11 +258,13 @@ pub trait ReportStore: Send + Sync {
 #[async_trait]
 pub trait ReportStorage: Send + Sync {
     /// A URL that lets its holder `PUT` the object at `key` from `starts_at` for `lifetime`.
-    /// A given `content_type` is signed, so the upload must send exactly that `Content-Type`.
+    /// A given `content_type` is signed, so the upload must send exactly that `Content-Type`,
+    /// and so is a given `content_length` (the upload must be exactly that many bytes).
     async fn presign_upload(
         &self,
         key: &str,
         content_type: Option<&str>,
+        content_length: Option<u64>,
         starts_at: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<String, StoreError>;
@@ -295,10 +333,22 @@ mod tests {
     #[test]
     fn every_bad_create_field_is_reported_under_its_name() {
         let long = "x".repeat(2001);
-        let error = NewReport::parse(Some("a/b"), Some("text/html"), Some(&long)).unwrap_err();
+        let error =
+            NewReport::parse(Some("a/b"), Some("text/html"), Some(&long), Some(0)).unwrap_err();
         assert_eq!(
             field_names(error),
-            ["contentType", "description", "fileName"]
+            ["contentType", "description", "fileName", "size"]
         );
+    }
+
+    #[test]
+    fn sizes_run_from_one_byte_to_100_mib() {
+        let size = |size| NewReport::parse(None, None, None, Some(size)).map(|new| new.size);
+        assert_eq!(size(1).unwrap(), Some(1));
+        assert_eq!(size(104_857_600).unwrap(), Some(104_857_600));
+        for bad in [0, -1, 104_857_601, i64::MAX] {
+            assert_eq!(field_names(size(bad).unwrap_err()), ["size"], "{bad}");
+        }
+        assert_eq!(NewReport::parse(None, None, None, None).unwrap().size, None);
     }
 }

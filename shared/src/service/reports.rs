@@ -8,13 +8,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use time::OffsetDateTime;
 
 use crate::ApiError;
 use crate::app::Core;
+use crate::domain::StoreError;
 use crate::domain::ids::{ReportId, UserId};
 use crate::domain::report::{
-    CreatedReport, Description, FileName, ListedReport, NewReport, Report, ReportStart,
-    ReportStorage, URL_LIFETIME, Upload,
+    CreatedReport, Description, FileName, ListedReport, NewReport, QUOTA_WINDOW,
+    REPORTS_PER_WINDOW, Report, ReportQuota, ReportStart, ReportStorage, URL_LIFETIME, Upload,
 };
 use crate::domain::user::User;
 use crate::error::FieldErrors;
@@ -22,7 +24,9 @@ use crate::service::paging;
 use crate::service::paging::{Page, Start};
 use crate::service::users;
 
-/// Records a report for `user` and presigns the upload of its file.
+/// Records a report for `user` and presigns the upload of its file (its `Content-Type` and,
+/// when given, its size signed in). At most 20 reports per user per 24 hours: past that, 429
+/// "Too many diagnostic reports." with `Retry-After`, and nothing is written.
 pub async fn create(
     core: &Core,
     storage: &dyn ReportStorage,
@@ -43,16 +47,19 @@ pub async fn create(
         .presign_upload(
             &report.object_key(),
             report.content_type.as_deref(),
+            new.size,
             now,
             URL_LIFETIME,
         )
         .await?;
-    core.reports.create_report(&report).await?;
-    let headers = report
-        .content_type
-        .iter()
-        .map(|content_type| ("Content-Type".to_owned(), content_type.clone()))
-        .collect();
+    record_within_quota(core, &report, now).await?;
+    let mut headers = std::collections::BTreeMap::new();
+    if let Some(content_type) = &report.content_type {
+        headers.insert("Content-Type".to_owned(), content_type.clone());
+    }
+    if let Some(size) = new.size {
+        headers.insert("Content-Length".to_owned(), size.to_string());
+    }
     Ok(CreatedReport {
         report,
         upload: Upload {
@@ -61,6 +68,40 @@ pub async fn create(
             expires_at: now + URL_LIFETIME,
         },
     })
+}
+
+/// Writes the report with the user's quota log counting it (optimistically, retried on a
+/// concurrent create), unless 20 reports were created in the last 24 hours.
+async fn record_within_quota(
+    core: &Core,
+    report: &Report,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    for _ in 0..10 {
+        let current = core.reports.get_report_quota(report.user_id).await?;
+        let expected = current.as_ref().map(|quota| quota.version);
+        let mut quota = current.unwrap_or(ReportQuota {
+            user_id: report.user_id,
+            created_at: Vec::new(),
+            version: 0,
+        });
+        quota.created_at.retain(|at| now - *at < QUOTA_WINDOW);
+        quota.created_at.sort();
+        if quota.created_at.len() >= REPORTS_PER_WINDOW {
+            let oldest_counted = quota.created_at[quota.created_at.len() - REPORTS_PER_WINDOW];
+            let wait = oldest_counted + QUOTA_WINDOW - now;
+            let retry_after_secs =
+                u64::try_from((wait.whole_milliseconds().max(1) + 999) / 1000).unwrap_or(u64::MAX);
+            return Err(ApiError::TooManyReports { retry_after_secs });
+        }
+        quota.created_at.push(now);
+        quota.version += 1;
+        match core.reports.create_report(report, &quota, expected).await {
+            Err(StoreError::VersionConflict) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::internal("report quota update kept conflicting"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,8 +304,13 @@ mod tests {
     async fn reports(app: &App, owner: &User, count: usize) -> Vec<String> {
         let mut ids = Vec::new();
         for i in 0..count {
-            let new =
-                NewReport::parse(Some(&format!("log-{i}.txt")), Some("text/plain"), None).unwrap();
+            let new = NewReport::parse(
+                Some(&format!("log-{i}.txt")),
+                Some("text/plain"),
+                None,
+                None,
+            )
+            .unwrap();
             let created = create_json(app, owner.id, new).await.unwrap();
             ids.push(created["uuid"].as_str().unwrap().to_owned());
             app.clock.advance(Duration::seconds(1));
@@ -492,7 +538,8 @@ mod tests {
     async fn create_signs_the_content_type_and_lists_it_back() {
         let app = App::in_memory();
         let owner = user(&app, "create@example.com").await;
-        let new = NewReport::parse(Some("a.json"), Some("application/json"), Some("hi")).unwrap();
+        let new =
+            NewReport::parse(Some("a.json"), Some("application/json"), Some("hi"), None).unwrap();
         let created = create_json(&app, owner.id, new).await.unwrap();
         assert_eq!(created["upload"]["method"], "PUT");
         assert_eq!(

@@ -32,16 +32,20 @@ pub const RESEND_INTERVAL: Duration = Duration::seconds(30);
 pub const SENDS_PER_WINDOW: usize = 5;
 pub const SEND_WINDOW: Duration = Duration::hours(1);
 
-/// Whether a text may be refused by the resend limits. Enrolment and 2FA login always text
-/// (their texts still count); an explicit resend is limited.
+/// What the per-user limits do to a text that would break them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Limits {
+    /// Enrolment and resend: refused with 429 and `Retry-After`.
     Enforce,
-    CountOnly,
+    /// A 2FA login: nothing is texted and the login goes on (the live code stays the one to
+    /// enter, or an authenticator app or recovery code completes it).
+    Login,
 }
 
-/// Texts a login code to the user's verified number, for a session waiting for it. If no code
-/// goes out, the waiting session is deleted too, so a failed login leaves nothing behind.
+/// Texts a login code to the user's verified number, for a session waiting for it, unless a
+/// live unused code went out under 30 s ago or 5 texts went out within the hour (then nothing
+/// is texted and the login answers the same). If the provider refuses the code, the waiting
+/// session is deleted too, so a failed login leaves nothing behind.
 pub async fn send_login_code(
     core: &Core,
     sms: &dyn CodeSender,
@@ -54,8 +58,9 @@ pub async fn send_login_code(
             .as_deref()
             .and_then(PhoneNumber::parse_e164)
             .ok_or_else(|| ApiError::internal("2FA login for a user without a valid number"))?;
-        let code = text_code(core, sms, user.id, &phone, Limits::CountOnly).await?;
-        core.codes.put_code(&code).await?;
+        if let Some(code) = text_code(core, sms, user.id, &phone, Limits::Login).await? {
+            core.codes.put_code(&code).await?;
+        }
         Ok(())
     }
     .await;
@@ -113,16 +118,24 @@ pub async fn verify(core: &Core, principal: &Principal, code: &str) -> Result<Ve
     }
 }
 
-/// Makes `phone` the user's pending number and texts it a code (always: the resend limits
-/// never refuse an enrolment, though its text counts toward them). Nothing is stored unless
-/// the text went out. Returns the saved user.
+/// Makes `phone` the user's pending number and texts it a code. A number outside the SMS
+/// allow-list is a field error under `mobileCountryCode`; the resend limits apply (429 with
+/// `Retry-After`). Nothing is stored unless the text went out. Returns the saved user.
 pub async fn enrol(
     core: &Core,
     sms: &dyn CodeSender,
     user: &User,
     phone: &PhoneNumber,
 ) -> Result<User, ApiError> {
-    let code = text_code(core, sms, user.id, phone, Limits::CountOnly).await?;
+    if !core.config.sms_allowed(phone.as_str()) {
+        return Err(ApiError::field(
+            "mobileCountryCode",
+            "Texts cannot be sent to numbers of this country or area code.",
+        ));
+    }
+    let code = text_code(core, sms, user.id, phone, Limits::Enforce)
+        .await?
+        .ok_or_else(|| ApiError::internal("an enforced text was neither sent nor refused"))?;
     save_with_code(core, user.id, CodeChange::Put(&code), |user| {
         user.pending_mobile = Some(phone.as_str().to_owned());
         Ok(())
@@ -159,7 +172,9 @@ pub async fn resend(
                 ApiError::field("phoneNumber", "This account has no two-factor number.")
             })?,
     };
-    let code = text_code(core, sms, user.id, &phone, Limits::Enforce).await?;
+    let code = text_code(core, sms, user.id, &phone, Limits::Enforce)
+        .await?
+        .ok_or_else(|| ApiError::internal("an enforced text was neither sent nor refused"))?;
     core.codes.put_code(&code).await?;
     Ok(())
 }
@@ -232,37 +247,89 @@ fn code_hmac(core: &Core, code_id: &str, code: &str) -> String {
     crypto::hmac_hex(&core.hmac_key, &format!("2fa:{code_id}:{code}"))
 }
 
-/// Counts the text toward the user's limits (refusing it first with `Enforce`), texts a fresh
-/// code to `phone`, and returns the code for the caller to store. If the provider fails, the
-/// text is uncounted and 400 "Error returned from two factor authentication provider" comes
-/// back, with nothing stored.
+/// Counts the text toward the user's limits and the service's daily cap, texts a fresh code
+/// to `phone`, and returns the code for the caller to store; `None` when a login's text is
+/// skipped by the limits. If the number is off the allow-list, the daily cap is reached or
+/// the provider fails, nothing is texted or counted and 400 "Error returned from two factor
+/// authentication provider" comes back.
 async fn text_code(
     core: &Core,
     sms: &dyn CodeSender,
     user: UserId,
     phone: &PhoneNumber,
     limits: Limits,
-) -> Result<OneTimeCode, ApiError> {
+) -> Result<Option<OneTimeCode>, ApiError> {
+    // Enrolment refuses such a number as a field error; this keeps a number on file from
+    // being texted after the allow-list was narrowed.
+    if !core.config.sms_allowed(phone.as_str()) {
+        tracing::warn!(%user, phone = %phone.redacted(), "2FA code not sent: number off the SMS allow-list");
+        return Err(ApiError::TwoFactorProvider);
+    }
     let now = core.clock.now();
-    count_send(core, user, now, limits).await?;
+    if !count_send(core, user, phone, now, limits).await? {
+        tracing::info!(%user, "login code not texted: a live code went out under 30 s ago, or 5 within the hour");
+        return Ok(None);
+    }
+    let day = now.to_offset(time::UtcOffset::UTC).date().to_string();
+    let cap = core.config.sms_daily_cap;
+    let under_cap = match core.codes.take_daily_sms(&day, cap).await {
+        Ok(under_cap) => under_cap,
+        Err(error) => {
+            uncount(core, user, now, None).await;
+            return Err(error.into());
+        }
+    };
+    if !under_cap {
+        // The metric filter of the SMS daily cap alarm matches `alert` (template.yaml).
+        tracing::error!(alert = "sms_daily_cap_reached", %user, day, cap, "SMS daily cap reached: text refused");
+        uncount(core, user, now, None).await;
+        return Err(ApiError::TwoFactorProvider);
+    }
     let code = crypto::random_digits(CODE_DIGITS);
     if let Err(error) = sms.send_code(phone, &code).await {
         tracing::warn!(%user, phone = %phone.redacted(), %error, "2FA code not sent");
-        if let Err(error) = uncount_send(core, user, now).await {
-            tracing::warn!(%user, %error, "failed text still counts toward the SMS limits");
-        }
+        uncount(core, user, now, Some(&day)).await;
         return Err(ApiError::TwoFactorProvider);
     }
     tracing::info!(%user, phone = %phone.redacted(), "2FA code sent");
     let id = crypto::random_token();
-    Ok(OneTimeCode {
+    Ok(Some(OneTimeCode {
         user_id: user,
         hmac: code_hmac(core, &id, &code),
         id,
         phone: phone.as_str().to_owned(),
         expires_at: now + CODE_LIFETIME,
         attempts: 0,
-    })
+    }))
+}
+
+/// Takes back a text counted at `at` (and on the daily counter of `day`) that did not go out.
+async fn uncount(core: &Core, user: UserId, at: OffsetDateTime, day: Option<&str>) {
+    if let Err(error) = uncount_send(core, user, at).await {
+        tracing::warn!(%user, %error, "unsent text still counts toward the SMS limits");
+    }
+    if let Some(day) = day
+        && let Err(error) = core.codes.return_daily_sms(day).await
+    {
+        tracing::warn!(%user, %error, "unsent text still counts toward the SMS daily cap");
+    }
+}
+
+/// Whether the user's live code, unused and texted to `phone` under 30 s before `now`, is the
+/// one a login should keep.
+async fn live_recent_code(
+    core: &Core,
+    user: UserId,
+    phone: &PhoneNumber,
+    now: OffsetDateTime,
+) -> Result<bool, ApiError> {
+    Ok(core.codes.get_code(user).await?.is_some_and(|code| {
+        let sent_at = code.expires_at - CODE_LIFETIME;
+        code.expires_at > now
+            && code.attempts < MAX_ATTEMPTS
+            && code.phone == phone.as_str()
+            && now - sent_at < RESEND_INTERVAL
+    }))
 }
 
 /// Spends one check of the user's live code on `code`: the code if it matches and was texted
@@ -337,14 +404,17 @@ fn wait_before_next_send(sent_at: &[OffsetDateTime], now: OffsetDateTime) -> Opt
         .max()
 }
 
-/// Records a text at `now` in the user's log (optimistically, retried on concurrent writes),
-/// refusing with 429 and `Retry-After` first when `limits` is `Enforce` and a limit is hit.
+/// Records a text at `now` in the user's log (optimistically, retried on concurrent writes)
+/// and returns `true`, unless a limit is hit: then `Enforce` refuses with 429 and
+/// `Retry-After`, and `Login` returns `false` (nothing recorded) when 5 texts went out within
+/// the hour or a live unused code went out under 30 s ago (else the login still texts).
 async fn count_send(
     core: &Core,
     user: UserId,
+    phone: &PhoneNumber,
     now: OffsetDateTime,
     limits: Limits,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     for _ in 0..10 {
         let current = core.codes.get_sms_log(user).await?;
         let expected = current.as_ref().map(|log| log.version);
@@ -355,12 +425,20 @@ async fn count_send(
         });
         log.sent_at.retain(|at| now - *at < SEND_WINDOW);
         log.sent_at.sort();
-        if limits == Limits::Enforce
-            && let Some(wait) = wait_before_next_send(&log.sent_at, now)
-        {
-            let millis = wait.whole_milliseconds().max(1);
-            let retry_after_secs = u64::try_from((millis + 999) / 1000).unwrap_or(u64::MAX);
-            return Err(ApiError::TooManyRequests { retry_after_secs });
+        if let Some(wait) = wait_before_next_send(&log.sent_at, now) {
+            match limits {
+                Limits::Enforce => {
+                    let millis = wait.whole_milliseconds().max(1);
+                    let retry_after_secs = u64::try_from((millis + 999) / 1000).unwrap_or(u64::MAX);
+                    return Err(ApiError::TooManyRequests { retry_after_secs });
+                }
+                Limits::Login => {
+                    let window_full = log.sent_at.len() >= SENDS_PER_WINDOW;
+                    if window_full || live_recent_code(core, user, phone, now).await? {
+                        return Ok(false);
+                    }
+                }
+            }
         }
         log.sent_at.push(now);
         // The limits never need more than the newest few.
@@ -369,7 +447,7 @@ async fn count_send(
         log.version += 1;
         match core.codes.put_sms_log(&log, expected).await {
             Err(StoreError::VersionConflict) => continue,
-            other => return Ok(other?),
+            other => return other.map(|()| true).map_err(ApiError::from),
         }
     }
     Err(ApiError::internal("SMS log update kept conflicting"))
@@ -568,6 +646,8 @@ mod tests {
             app.clock.now(),
         );
         app.sessions.create_session(&session).await.unwrap();
+        // Past 30 s, so the login texts rather than keep the enrolment's live code.
+        app.clock.advance(Duration::seconds(31));
         sender.set_failing(true);
         let result = send_login_code(&app, &*app.sms, &user, &session).await;
         assert!(matches!(result, Err(ApiError::TwoFactorProvider)));
@@ -617,7 +697,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resends_are_limited_and_enrolment_counts_but_is_never_refused() {
+    async fn resends_and_enrolments_are_limited_alike() {
         let (app, _sender, user) = app_and_user().await;
         let user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
         match resend(&app, &*app.sms, &user, None).await {
@@ -637,7 +717,62 @@ mod tests {
             resend(&app, &*app.sms, &user, None).await,
             Err(ApiError::TooManyRequests { .. })
         ));
-        enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        assert!(matches!(
+            enrol(&app, &*app.sms, &user, &number()).await,
+            Err(ApiError::TooManyRequests { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn numbers_off_the_allow_list_are_a_field_error_and_texted_nothing() {
+        let (app, sender, user) = app_and_user().await;
+        let jamaica = PhoneNumber::parse_e164("+18765550123").unwrap();
+        match enrol(&app, &*app.sms, &user, &jamaica).await {
+            Err(ApiError::Validation(fields)) => assert!(fields.contains_key("mobileCountryCode")),
+            other => panic!("expected a field error, got {other:?}"),
+        }
+        assert!(sender.sent().is_empty());
+        assert_eq!(fresh(&app, &user).await, user);
+    }
+
+    #[tokio::test]
+    async fn past_the_daily_cap_nothing_is_texted_or_counted() {
+        let (mut app, sender, user) = app_and_user().await;
+        let mut config = (*app.core.config).clone();
+        config.sms_daily_cap = 1;
+        app.core.config = Arc::new(config);
+        let user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        app.clock.advance(Duration::seconds(31));
+        assert!(matches!(
+            resend(&app, &*app.sms, &user, None).await,
+            Err(ApiError::TwoFactorProvider)
+        ));
+        assert_eq!(sender.sent().len(), 1);
+        let log = app.codes.get_sms_log(user.id).await.unwrap().unwrap();
+        assert_eq!(log.sent_at.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_login_keeps_a_live_code_under_30_seconds_old() {
+        let (app, sender, user) = app_and_user().await;
+        let mut user = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
+        user.mobile = user.pending_mobile.take();
+        let session = Session::new(
+            user.id,
+            user.session_epoch,
+            Stage::TwoFactor,
+            app.clock.now(),
+        );
+        app.sessions.create_session(&session).await.unwrap();
+        send_login_code(&app, &*app.sms, &user, &session)
+            .await
+            .unwrap();
+        assert_eq!(sender.sent().len(), 1);
+        app.clock.advance(Duration::seconds(31));
+        send_login_code(&app, &*app.sms, &user, &session)
+            .await
+            .unwrap();
+        assert_eq!(sender.sent().len(), 2);
     }
 
     #[tokio::test]
@@ -662,6 +797,7 @@ mod tests {
         remove_own(&app, &pending, None).await.unwrap();
         assert_eq!(fresh(&app, &user).await.pending_mobile, None);
 
+        app.clock.advance(Duration::seconds(31));
         let pending = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
         let code = sender.last_code_to(NUMBER).unwrap();
         let (session, claims) = full_login(&app, &pending).await;

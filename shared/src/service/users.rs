@@ -9,6 +9,7 @@ use crate::domain::ids::{SessionId, UserId};
 use crate::domain::security_event::{Cause, EventType, SecurityEvent};
 use crate::domain::user::{Role, Status, User};
 use crate::security::password::Password;
+use crate::service::lockout;
 
 /// A validated registration.
 #[derive(Debug)]
@@ -173,8 +174,12 @@ pub async fn create_or_promote_admin(
 }
 
 /// Re-authentication: `candidate` must be `user`'s password (401 "Password is incorrect."
-/// otherwise).
+/// otherwise). It is a login attempt of the user's email as far as the lockout goes: refused
+/// with 429 while the email is locked, and a wrong password counts as a failed login, so a
+/// stolen access token cannot be used to guess the password.
 pub async fn confirm_password(core: &Core, user: &User, candidate: &str) -> Result<(), ApiError> {
+    let email_key = user.email_key();
+    lockout::check(core, &email_key).await?;
     let matches = match Password::parse(candidate) {
         Ok(candidate) => {
             core.hasher
@@ -186,6 +191,7 @@ pub async fn confirm_password(core: &Core, user: &User, candidate: &str) -> Resu
     if matches {
         Ok(())
     } else {
+        lockout::failed(core, &email_key).await?;
         Err(ApiError::WrongPassword)
     }
 }

@@ -24,25 +24,33 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'@');
 
-/// Mails a verification link for the user's current email. The link opens
-/// `GET /users/verify-email/{email}?token=…` directly. Used by `POST /users/verify-email` and
-/// by an email change.
+/// Verification mails per user and per address within [`MAIL_WINDOW`].
+pub const MAILS_PER_WINDOW: usize = 3;
+pub const MAIL_WINDOW: Duration = Duration::hours(1);
+
+/// Mails a verification link for the user's current email, unless 3 verification mails went
+/// to the user, or to the address, within the hour: then nothing is sent and the caller
+/// answers the same. The link opens `GET /users/verify-email/{email}?token=…` directly. Used
+/// by `POST /users/verify-email` and by an email change.
 pub async fn send_verification_email(
     core: &Core,
     mailer: &dyn Mailer,
     user: &User,
 ) -> Result<(), ApiError> {
     let token = crypto::random_token();
-    core.tokens
-        .put_token(&EmailToken {
-            kind: TokenKind::Verification,
-            hash: crypto::sha256_hex(&token),
-            user_id: user.id,
-            email_key: user.email_key(),
-            session_epoch: user.session_epoch,
-            expires_at: core.clock.now() + TOKEN_LIFETIME,
-        })
-        .await?;
+    let email_key = user.email_key();
+    let stored = EmailToken {
+        kind: TokenKind::Verification,
+        hash: crypto::sha256_hex(&token),
+        user_id: user.id,
+        email_key: email_key.clone(),
+        session_epoch: user.session_epoch,
+        expires_at: core.clock.now() + TOKEN_LIFETIME,
+    };
+    if !store_within_caps(core, &stored).await? {
+        tracing::info!(user = %user.id, "verification mail cap reached; nothing sent");
+        return Ok(());
+    }
     let link = format!(
         "{}/users/verify-email/{}?token={token}",
         core.config.link_base_url,
@@ -54,6 +62,33 @@ pub async fn send_verification_email(
         .map_err(ApiError::internal)?;
     tracing::info!(user = %user.id, "verification mail sent");
     Ok(())
+}
+
+/// Stores the token with both caps counting its mail, in one transaction (retried on a
+/// concurrent mail); `false`, and nothing stored, when either cap is reached.
+async fn store_within_caps(core: &Core, token: &EmailToken) -> Result<bool, ApiError> {
+    for _ in 0..10 {
+        let now = core.clock.now();
+        let mut logs = core
+            .tokens
+            .get_verification_logs(token.user_id, &token.email_key)
+            .await?;
+        for sent_at in [&mut logs.by_user, &mut logs.by_address] {
+            sent_at.retain(|at| now - *at < MAIL_WINDOW);
+            if sent_at.len() >= MAILS_PER_WINDOW {
+                return Ok(false);
+            }
+            sent_at.push(now);
+        }
+        match core.tokens.put_verification_token(token, &logs).await {
+            Ok(()) => return Ok(true),
+            Err(StoreError::VersionConflict) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::internal(
+        "verification mail caps kept conflicting",
+    ))
 }
 
 /// Uses the token mailed to `email` and marks that email verified, in one transaction (of
@@ -145,5 +180,32 @@ mod tests {
             verify(&app, &user.email, token).await,
             Err(ApiError::VerificationTokenExpired)
         ));
+    }
+
+    #[tokio::test]
+    async fn three_mails_an_hour_per_user_then_nothing_is_sent() {
+        let mut app = App::in_memory();
+        let mailer = Arc::new(MemoryMailer::new());
+        app.mailer = mailer.clone();
+        let new = NewUser {
+            email: Email::parse("capped@example.com").unwrap(),
+            password: Password::parse("correct horse").unwrap(),
+            first_name: None,
+            last_name: None,
+            full_name: None,
+            marketing_opt_in: false,
+        };
+        let user = register(&app, new).await.unwrap();
+        for _ in 0..5 {
+            send_verification_email(&app, &*app.mailer, &user)
+                .await
+                .unwrap();
+        }
+        assert_eq!(mailer.sent().len(), 3);
+        app.clock.advance(MAIL_WINDOW);
+        send_verification_email(&app, &*app.mailer, &user)
+            .await
+            .unwrap();
+        assert_eq!(mailer.sent().len(), 4);
     }
 }

@@ -83,15 +83,22 @@ impl ReportStorage for S3ReportStorage {
         &self,
         key: &str,
         content_type: Option<&str>,
+        content_length: Option<u64>,
         starts_at: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<String, StoreError> {
+        let content_length = content_length
+            .map(|length| i64::try_from(length).map_err(|e| StoreError::Backend(e.to_string())))
+            .transpose()?;
         let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .set_content_type(content_type.map(str::to_owned))
+            // Signed (the SDK keeps `content-length` among the signed headers), so S3 refuses
+            // an upload of any other size.
+            .set_content_length(content_length)
             .presigned(presigning(starts_at, lifetime)?)
             .await
             .map_err(presign_error)?;

@@ -70,6 +70,50 @@ pub async fn run_all<S: UserStore + CodeStore + 'static>(store: Arc<S>) {
     user_saves_carry_their_code_change(&*store).await;
     a_stale_user_or_a_replaced_code_changes_nothing(&*store).await;
     sms_logs_are_versioned(&*store).await;
+    the_daily_sms_cap_counts_each_day_apart(&*store).await;
+    concurrent_texts_never_pass_the_daily_cap(&store).await;
+    a_code_is_read_without_spending_a_check(&*store).await;
+}
+
+/// A day no other run uses (the counters are service-wide).
+fn fresh_day() -> String {
+    let offset = (UserId::new().as_uuid().as_u128() % 300_000) as i64;
+    let day = time::Date::from_calendar_date(2100, time::Month::January, 1).unwrap()
+        + Duration::days(offset);
+    day.to_string()
+}
+
+async fn the_daily_sms_cap_counts_each_day_apart<S: CodeStore>(store: &S) {
+    let (day, other_day) = (fresh_day(), fresh_day());
+    assert!(store.take_daily_sms(&day, 2).await.unwrap());
+    assert!(store.take_daily_sms(&day, 2).await.unwrap());
+    assert!(!store.take_daily_sms(&day, 2).await.unwrap());
+    assert!(store.take_daily_sms(&other_day, 2).await.unwrap());
+    store.return_daily_sms(&day).await.unwrap();
+    assert!(store.take_daily_sms(&day, 2).await.unwrap());
+    assert!(!store.take_daily_sms(&day, 2).await.unwrap());
+    // Nothing to take back is no error.
+    store.return_daily_sms(&fresh_day()).await.unwrap();
+}
+
+async fn concurrent_texts_never_pass_the_daily_cap<S: CodeStore + 'static>(store: &Arc<S>) {
+    let day = fresh_day();
+    let mut takes = JoinSet::new();
+    for _ in 0..20 {
+        let (store, day) = (store.clone(), day.clone());
+        takes.spawn(async move { store.take_daily_sms(&day, 7).await.unwrap() });
+    }
+    let taken = takes.join_all().await.into_iter().filter(|t| *t).count();
+    assert_eq!(taken, 7);
+}
+
+async fn a_code_is_read_without_spending_a_check<S: CodeStore>(store: &S) {
+    let user = UserId::new();
+    assert_eq!(store.get_code(user).await.unwrap(), None);
+    let stored = code(user, now() + Duration::minutes(10));
+    store.put_code(&stored).await.unwrap();
+    assert_eq!(store.get_code(user).await.unwrap(), Some(stored.clone()));
+    assert_eq!(store.get_code(user).await.unwrap().unwrap().attempts, 0);
 }
 
 async fn codes_round_trip_and_count_their_checks<S: CodeStore>(store: &S) {

@@ -3,10 +3,25 @@
 
 use time::Duration;
 
+use crate::domain::StoreError;
 use crate::domain::clock::Clock;
 use crate::domain::ids::{ReportId, UserId};
 use crate::domain::report::Report;
-use crate::domain::report::{ReportStart, ReportStore};
+use crate::domain::report::{ReportQuota, ReportStart, ReportStore};
+
+/// Stores `report`, counting it in its user's quota log as the service does.
+async fn create<S: ReportStore + ?Sized>(store: &S, report: &Report) {
+    let current = store.get_report_quota(report.user_id).await.unwrap();
+    let expected = current.as_ref().map(|quota| quota.version);
+    let mut quota = current.unwrap_or(ReportQuota {
+        user_id: report.user_id,
+        created_at: Vec::new(),
+        version: 0,
+    });
+    quota.created_at.push(report.created_at);
+    quota.version += 1;
+    store.create_report(report, &quota, expected).await.unwrap();
+}
 
 /// Five reports of one user a minute apart, oldest first, the middle one without optional
 /// fields.
@@ -31,9 +46,11 @@ pub async fn run_all<S: ReportStore + ?Sized>(store: &S) {
     let all = reports(owner);
     // Stored out of order: listing must sort by creation time, not by insertion.
     for report in all.iter().rev() {
-        store.create_report(report).await.unwrap();
+        create(store, report).await;
     }
-    store.create_report(&reports(neighbour)[0]).await.unwrap();
+    create(store, &reports(neighbour)[0]).await;
+    let quota = store.get_report_quota(owner).await.unwrap().unwrap();
+    assert_eq!((quota.created_at.len(), quota.version), (5, 5));
 
     assert_eq!(store.count_reports(owner).await.unwrap(), 5);
     assert_eq!(store.count_reports(neighbour).await.unwrap(), 1);
@@ -72,6 +89,28 @@ pub async fn run_all<S: ReportStore + ?Sized>(store: &S) {
     assert_eq!(backwards, all[..1]);
     let after_last = store.list_reports(owner, after(4), 10, true).await.unwrap();
     assert!(after_last.is_empty());
+
+    a_stale_quota_writes_nothing(store).await;
+}
+
+async fn a_stale_quota_writes_nothing<S: ReportStore + ?Sized>(store: &S) {
+    let user = UserId::new();
+    let [first, second, ..] = &reports(user)[..] else {
+        unreachable!("five reports")
+    };
+    create(store, first).await;
+    let stale = ReportQuota {
+        user_id: user,
+        created_at: vec![first.created_at, second.created_at],
+        version: 1,
+    };
+    assert!(matches!(
+        store.create_report(second, &stale, None).await,
+        Err(StoreError::VersionConflict)
+    ));
+    assert_eq!(store.count_reports(user).await.unwrap(), 1);
+    let stored = store.get_report_quota(user).await.unwrap().unwrap();
+    assert_eq!(stored.created_at, [first.created_at]);
 }
 
 #[cfg(test)]

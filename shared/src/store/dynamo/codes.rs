@@ -20,6 +20,12 @@ use crate::domain::user::User;
 
 const CODE_SK: &str = "CODE";
 const SMS_LOG_SK: &str = "SMSLIMIT";
+const SMS_DAY_SK: &str = "COUNT";
+
+/// The service-wide counter of one UTC day's texts.
+fn sms_day_pk(day: &str) -> String {
+    format!("SMSDAY#{day}")
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -107,8 +113,22 @@ impl DynamoStore {
     }
 }
 
+/// A day's counter is kept a day after the day ends (epoch seconds), then DynamoDB drops it.
+fn day_ttl(day: &str) -> Result<i64, StoreError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, format).map_err(backend)?;
+    Ok(date.midnight().assume_utc().unix_timestamp() + 2 * 24 * 3600)
+}
+
 #[async_trait]
 impl CodeStore for DynamoStore {
+    async fn get_code(&self, user: UserId) -> Result<Option<OneTimeCode>, StoreError> {
+        self.get_consistent::<CodeItem>(user_pk(user), CODE_SK)
+            .await?
+            .map(CodeItem::into_code)
+            .transpose()
+    }
+
     async fn put_code(&self, code: &OneTimeCode) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -207,6 +227,52 @@ impl CodeStore for DynamoStore {
                 })
             })?;
         Ok(())
+    }
+
+    async fn take_daily_sms(&self, day: &str, cap: u32) -> Result<bool, StoreError> {
+        // One conditional increment: DynamoDB applies updates of one item one at a time, so
+        // however many texts race, at most `cap` are counted.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(sms_day_pk(day), SMS_DAY_SK)))
+            .update_expression("ADD sent :one SET #ttl = if_not_exists(#ttl, :ttl)")
+            .condition_expression("attribute_not_exists(sent) OR sent < :cap")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(cap))
+            .expression_attribute_values(":ttl", n(day_ttl(day)?))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) => match classify(error, StoreError::VersionConflict) {
+                StoreError::VersionConflict => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn return_daily_sms(&self, day: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(sms_day_pk(day), SMS_DAY_SK)))
+            .update_expression("ADD sent :minus")
+            .condition_expression("sent > :zero")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match classify(error, StoreError::VersionConflict) {
+                StoreError::VersionConflict => Ok(()),
+                other => Err(other),
+            },
+        }
     }
 
     async fn get_sms_log(&self, user: UserId) -> Result<Option<SmsLog>, StoreError> {

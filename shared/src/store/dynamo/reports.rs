@@ -1,16 +1,35 @@
 //! `ReportStore` on DynamoDB: a report sits in its
 //! user's partition (`USER#<uuid>`, `REPORT#<createdAt>#<uuid>`), so listing is one `Query`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoStore, Item, backend, classify, from_item, key, s, to_item, user_pk};
+use super::{
+    DynamoStore, Item, backend, from_item, key, n, parse_ts, put, s, to_item, transaction_error,
+    ts, user_pk,
+};
 use crate::domain::StoreError;
 use crate::domain::clock;
 use crate::domain::ids::{ReportId, UserId};
-use crate::domain::report::{Report, ReportStart, ReportStore};
+use crate::domain::report::{QUOTA_WINDOW, Report, ReportQuota, ReportStart, ReportStore};
 
 const SK_PREFIX: &str = "REPORT#";
+/// Not under [`SK_PREFIX`], so listing never sees it.
+const QUOTA_SK: &str = "REPORTQUOTA";
+
+/// `USER#<uuid>`/`REPORTQUOTA`: when the user's reports of the last 24 hours were created.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaItem {
+    pk: String,
+    sk: String,
+    user_id: UserId,
+    created_at: Vec<String>,
+    version: u64,
+    ttl: i64,
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,7 +109,30 @@ impl DynamoStore {
 
 #[async_trait]
 impl ReportStore for DynamoStore {
-    async fn create_report(&self, report: &Report) -> Result<(), StoreError> {
+    async fn get_report_quota(&self, user: UserId) -> Result<Option<ReportQuota>, StoreError> {
+        let Some(item) = self
+            .get_consistent::<QuotaItem>(user_pk(user), QUOTA_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ReportQuota {
+            user_id: item.user_id,
+            created_at: item
+                .created_at
+                .iter()
+                .map(|at| parse_ts(at))
+                .collect::<Result<_, _>>()?,
+            version: item.version,
+        }))
+    }
+
+    async fn create_report(
+        &self,
+        report: &Report,
+        quota: &ReportQuota,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
         let item = ReportItem {
             pk: user_pk(report.user_id),
             sk: format!("{SK_PREFIX}{}", report.sort_key()),
@@ -101,14 +143,35 @@ impl ReportStore for DynamoStore {
             content_type: report.content_type.clone(),
             description: report.description.clone(),
         };
+        let last = quota.created_at.iter().max().copied();
+        let quota_item = QuotaItem {
+            pk: user_pk(quota.user_id),
+            sk: QUOTA_SK.into(),
+            user_id: quota.user_id,
+            created_at: quota.created_at.iter().copied().map(ts).collect(),
+            version: quota.version,
+            // The quota looks back 24 hours; after that the log says nothing.
+            ttl: last.map_or(0, |at| (at + QUOTA_WINDOW).unix_timestamp()),
+        };
+        let (condition, values) = match expected_version {
+            Some(version) => (
+                "version = :v",
+                Some(HashMap::from([(":v".to_owned(), n(version))])),
+            ),
+            None => ("attribute_not_exists(pk)", None),
+        };
         self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&item)?))
-            .condition_expression("attribute_not_exists(pk)")
+            .transact_write_items()
+            .transact_items(put(&self.table, to_item(&quota_item)?, condition, values)?)
+            .transact_items(put(
+                &self.table,
+                to_item(&item)?,
+                "attribute_not_exists(pk)",
+                None,
+            )?)
             .send()
             .await
-            .map_err(|e| classify(e, StoreError::VersionConflict))?;
+            .map_err(|error| transaction_error(error, |_| StoreError::VersionConflict))?;
         Ok(())
     }
 

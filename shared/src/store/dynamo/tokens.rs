@@ -10,9 +10,10 @@ use time::OffsetDateTime;
 use super::users::UserItem;
 use super::{
     DynamoStore, backend, classify, key, n, parse_ts, put, s, to_item, transaction_error, ts,
+    user_pk,
 };
 use crate::domain::StoreError;
-use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore};
+use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore, VerificationLogs};
 use crate::domain::ids::UserId;
 use crate::domain::user::User;
 
@@ -25,6 +26,31 @@ fn token_pk(kind: TokenKind, hash: &str) -> String {
 
 fn mail_log_pk(email_key: &str) -> String {
     format!("RECOVERYCAP#{email_key}")
+}
+
+/// The verification mail logs: one in the user's partition, one per address.
+fn verification_log_keys(user: UserId, email_key: &str) -> [(String, &'static str); 2] {
+    [
+        (user_pk(user), "VERIFYCAP"),
+        (format!("VERIFYCAP#{email_key}"), "CAP"),
+    ]
+}
+
+/// A verification mail log: send times of the last hour.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CapItem {
+    pk: String,
+    sk: String,
+    sent_at: Vec<String>,
+    version: u64,
+    ttl: i64,
+}
+
+impl CapItem {
+    fn times(&self) -> Result<Vec<OffsetDateTime>, StoreError> {
+        self.sent_at.iter().map(|at| parse_ts(at)).collect()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,18 +76,22 @@ struct MailLogItem {
     ttl: i64,
 }
 
+fn token_item(token: &EmailToken) -> TokenItem {
+    TokenItem {
+        pk: token_pk(token.kind, &token.hash),
+        sk: "TOKEN".into(),
+        user_id: token.user_id,
+        email: token.email_key.clone(),
+        session_epoch: token.session_epoch,
+        expires_at: ts(token.expires_at),
+        ttl: token.expires_at.unix_timestamp(),
+    }
+}
+
 #[async_trait]
 impl TokenStore for DynamoStore {
     async fn put_token(&self, token: &EmailToken) -> Result<(), StoreError> {
-        let item = TokenItem {
-            pk: token_pk(token.kind, &token.hash),
-            sk: "TOKEN".into(),
-            user_id: token.user_id,
-            email: token.email_key.clone(),
-            session_epoch: token.session_epoch,
-            expires_at: ts(token.expires_at),
-            ttl: token.expires_at.unix_timestamp(),
-        };
+        let item = token_item(token);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -70,6 +100,72 @@ impl TokenStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify(e, StoreError::VersionConflict))?;
+        Ok(())
+    }
+
+    async fn get_verification_logs(
+        &self,
+        user: UserId,
+        email_key: &str,
+    ) -> Result<VerificationLogs, StoreError> {
+        let [(user_pk, user_sk), (address_pk, address_sk)] = verification_log_keys(user, email_key);
+        // Two reads in parallel: one round trip.
+        let (by_user, by_address) = tokio::try_join!(
+            self.get_consistent::<CapItem>(user_pk, user_sk),
+            self.get_consistent::<CapItem>(address_pk, address_sk),
+        )?;
+        let mut logs = VerificationLogs::default();
+        if let Some(item) = by_user {
+            logs.by_user = item.times()?;
+            logs.user_version = item.version;
+        }
+        if let Some(item) = by_address {
+            logs.by_address = item.times()?;
+            logs.address_version = item.version;
+        }
+        Ok(logs)
+    }
+
+    async fn put_verification_token(
+        &self,
+        token: &EmailToken,
+        logs: &VerificationLogs,
+    ) -> Result<(), StoreError> {
+        let keys = verification_log_keys(token.user_id, &token.email_key);
+        let mut transaction = self.client.transact_write_items().transact_items(put(
+            &self.table,
+            to_item(&token_item(token))?,
+            "attribute_not_exists(pk)",
+            None,
+        )?);
+        for ((pk, sk), (sent_at, version)) in keys.into_iter().zip([
+            (&logs.by_user, logs.user_version),
+            (&logs.by_address, logs.address_version),
+        ]) {
+            let last = sent_at.iter().max().copied();
+            let item = CapItem {
+                pk,
+                sk: sk.into(),
+                sent_at: sent_at.iter().copied().map(ts).collect(),
+                version: version + 1,
+                // The caps look back one hour; after that the log says nothing.
+                ttl: last.map_or(0, |at| (at + time::Duration::hours(1)).unix_timestamp()),
+            };
+            let (condition, values) = if version == 0 {
+                ("attribute_not_exists(pk)", None)
+            } else {
+                (
+                    "version = :v",
+                    Some(HashMap::from([(":v".to_owned(), n(version))])),
+                )
+            };
+            transaction =
+                transaction.transact_items(put(&self.table, to_item(&item)?, condition, values)?);
+        }
+        transaction
+            .send()
+            .await
+            .map_err(|error| transaction_error(error, |_| StoreError::VersionConflict))?;
         Ok(())
     }
 

@@ -11,6 +11,10 @@ use crate::domain::user::User;
 
 #[async_trait]
 impl CodeStore for MemoryStore {
+    async fn get_code(&self, user: UserId) -> Result<Option<OneTimeCode>, StoreError> {
+        Ok(self.codes.lock().unwrap().get(&user).cloned())
+    }
+
     async fn put_code(&self, code: &OneTimeCode) -> Result<(), StoreError> {
         self.codes
             .lock()
@@ -75,6 +79,23 @@ impl CodeStore for MemoryStore {
             }
         }
         users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    async fn take_daily_sms(&self, day: &str, cap: u32) -> Result<bool, StoreError> {
+        let mut days = self.sms_days.lock().unwrap();
+        let sent = days.entry(day.to_owned()).or_default();
+        if *sent >= cap {
+            return Ok(false);
+        }
+        *sent += 1;
+        Ok(true)
+    }
+
+    async fn return_daily_sms(&self, day: &str) -> Result<(), StoreError> {
+        if let Some(sent) = self.sms_days.lock().unwrap().get_mut(day) {
+            *sent = sent.saturating_sub(1);
+        }
         Ok(())
     }
 

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use time::OffsetDateTime;
+
 use crate::domain::code::{OneTimeCode, SmsLog};
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind};
 use crate::domain::ids::{SessionId, UserId};
@@ -32,9 +34,18 @@ pub struct MemoryStore {
     mail_logs: Mutex<HashMap<String, MailLog>>,
     codes: Mutex<HashMap<UserId, OneTimeCode>>,
     sms_logs: Mutex<HashMap<UserId, SmsLog>>,
+    sms_days: Mutex<HashMap<String, u32>>,
+    verification_logs: Mutex<VerificationLogMaps>,
     pub(super) reports: Mutex<reports::MemoryReports>,
     pub(super) events: Mutex<events::MemoryEvents>,
     passkeys: Mutex<passkeys::MemoryPasskeys>,
+}
+
+/// Verification mail send times and log versions, per user and per address.
+#[derive(Default)]
+struct VerificationLogMaps {
+    by_user: HashMap<UserId, (Vec<OffsetDateTime>, u64)>,
+    by_address: HashMap<String, (Vec<OffsetDateTime>, u64)>,
 }
 
 impl MemoryStore {

@@ -9,23 +9,36 @@ use time::{Duration, OffsetDateTime};
 use super::MemoryStore;
 use crate::domain::StoreError;
 use crate::domain::ids::UserId;
-use crate::domain::report::{Report, ReportStart, ReportStorage, ReportStore};
+use crate::domain::report::{Report, ReportQuota, ReportStart, ReportStorage, ReportStore};
 
 #[async_trait]
 impl ReportStore for MemoryStore {
-    async fn create_report(&self, report: &Report) -> Result<(), StoreError> {
+    async fn get_report_quota(&self, user: UserId) -> Result<Option<ReportQuota>, StoreError> {
+        Ok(self.reports.lock().unwrap().quotas.get(&user).cloned())
+    }
+
+    async fn create_report(
+        &self,
+        report: &Report,
+        quota: &ReportQuota,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut reports = self.reports.lock().unwrap();
-        let by_key = reports.entry(report.user_id).or_default();
+        if reports.quotas.get(&quota.user_id).map(|q| q.version) != expected_version {
+            return Err(StoreError::VersionConflict);
+        }
+        let by_key = reports.by_user.entry(report.user_id).or_default();
         if by_key.contains_key(&report.sort_key()) {
             return Err(StoreError::VersionConflict);
         }
         by_key.insert(report.sort_key(), report.clone());
+        reports.quotas.insert(quota.user_id, quota.clone());
         Ok(())
     }
 
     async fn count_reports(&self, user: UserId) -> Result<u64, StoreError> {
         let reports = self.reports.lock().unwrap();
-        Ok(reports.get(&user).map_or(0, |r| r.len() as u64))
+        Ok(reports.by_user.get(&user).map_or(0, |r| r.len() as u64))
     }
 
     async fn list_reports(
@@ -37,7 +50,7 @@ impl ReportStore for MemoryStore {
     ) -> Result<Vec<Report>, StoreError> {
         let reports = self.reports.lock().unwrap();
         let empty = Default::default();
-        let by_key = reports.get(&user).unwrap_or(&empty);
+        let by_key = reports.by_user.get(&user).unwrap_or(&empty);
         let ordered: Box<dyn Iterator<Item = (&String, &Report)>> = if ascending {
             Box::new(by_key.iter())
         } else {
@@ -61,7 +74,12 @@ impl ReportStore for MemoryStore {
 }
 
 /// Reports of each user by sort key, for [`MemoryStore`].
-pub type MemoryReports = HashMap<UserId, BTreeMap<String, Report>>;
+/// Each user's reports by sort key, and each user's quota log.
+#[derive(Default)]
+pub struct MemoryReports {
+    by_user: HashMap<UserId, BTreeMap<String, Report>>,
+    quotas: HashMap<UserId, ReportQuota>,
+}
 
 /// Unit tests' stand-in: URLs on a reserved domain that name the object, method and expiry.
 #[derive(Clone, Default)]
@@ -82,6 +100,7 @@ impl ReportStorage for MemoryReportStorage {
         &self,
         key: &str,
         _content_type: Option<&str>,
+        _content_length: Option<u64>,
         starts_at: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<String, StoreError> {

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::domain::StoreError;
-use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore};
+use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore, VerificationLogs};
+use crate::domain::ids::UserId;
 use crate::domain::user::User;
 
 #[async_trait]
@@ -15,6 +16,53 @@ impl TokenStore for MemoryStore {
         if tokens.contains_key(&key) {
             return Err(StoreError::VersionConflict);
         }
+        tokens.insert(key, token.clone());
+        Ok(())
+    }
+
+    async fn get_verification_logs(
+        &self,
+        user: UserId,
+        email_key: &str,
+    ) -> Result<VerificationLogs, StoreError> {
+        let logs = self.verification_logs.lock().unwrap();
+        let (by_user, user_version) = logs.by_user.get(&user).cloned().unwrap_or_default();
+        let (by_address, address_version) =
+            logs.by_address.get(email_key).cloned().unwrap_or_default();
+        Ok(VerificationLogs {
+            by_user,
+            user_version,
+            by_address,
+            address_version,
+        })
+    }
+
+    async fn put_verification_token(
+        &self,
+        token: &EmailToken,
+        logs: &VerificationLogs,
+    ) -> Result<(), StoreError> {
+        let mut stored = self.verification_logs.lock().unwrap();
+        let mut tokens = self.tokens.lock().unwrap();
+        let user_version = stored.by_user.get(&token.user_id).map_or(0, |log| log.1);
+        let address_version = stored
+            .by_address
+            .get(&token.email_key)
+            .map_or(0, |log| log.1);
+        let key = (token.kind, token.hash.clone());
+        if user_version != logs.user_version
+            || address_version != logs.address_version
+            || tokens.contains_key(&key)
+        {
+            return Err(StoreError::VersionConflict);
+        }
+        stored
+            .by_user
+            .insert(token.user_id, (logs.by_user.clone(), user_version + 1));
+        stored.by_address.insert(
+            token.email_key.clone(),
+            (logs.by_address.clone(), address_version + 1),
+        );
         tokens.insert(key, token.clone());
         Ok(())
     }
