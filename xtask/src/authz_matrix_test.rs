@@ -74,6 +74,7 @@ const MATRIX: &[(&str, [u16; 11])] = &[
     ("PATCH /users/{uuid}",                            [401, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200]),
     ("DELETE /users/{uuid}",                           [401, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200]),
     ("PUT /users/{uuid}/roles",                        [401, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200]),
+    ("GET /users/{uuid}/security-events",              [401, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200]),
     // The body logs the owner in; a token beside it changes nothing.
     ("POST /users/sessions",                           [201, 201, 201, 201, 201, 201, 401, 401, 201, 201, 201]),
     // A wrong code: the 400 once the token is accepted.
@@ -96,6 +97,16 @@ const MATRIX: &[(&str, [u16; 11])] = &[
     ("GET /users/verify-email/{email}",                [400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400]),
     ("POST /users/diagnostic-reports",                 [401, 401, 401, 401, 401, 401, 401, 401, 201, 201, 201]),
     ("GET /users/{userUUID}/diagnostic-reports",       [401, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200]),
+    // Registering a passkey is for oneself only, a csrAdmin included.
+    ("POST /users/{uuid}/passkeys/registration-options", [401, 401, 401, 401, 401, 401, 401, 401, 403, 200, 403]),
+    // An unknown ceremony: the registration's 400 once the caller may register.
+    ("POST /users/{uuid}/passkeys",                    [401, 401, 401, 401, 401, 401, 401, 401, 403, 400, 403]),
+    ("GET /users/{uuid}/passkeys",                     [401, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200]),
+    // An unknown passkey of a user the caller may see.
+    ("DELETE /users/{uuid}/passkeys/{passkeyUUID}",    [401, 401, 401, 401, 401, 401, 401, 401, 403, 404, 404]),
+    ("POST /users/sessions/passkey-options",           [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    // An unknown ceremony, whatever the token.
+    ("POST /users/sessions/passkey",                   [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
     // An unknown path, whatever the token.
     ("ANY $default",                                   [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
 ];
@@ -168,6 +179,25 @@ fn request_for(route: &str, cell: &Cell) -> TestRequest {
             request(path.into()).json(json!({"fileName": "robot.log", "contentType": "text/plain"}))
         }
         "GET /users/{userUUID}/diagnostic-reports" => request(path.replace("{userUUID}", uuid)),
+        "GET /users/{uuid}/security-events" | "GET /users/{uuid}/passkeys" => {
+            request(path.replace("{uuid}", uuid))
+        }
+        "POST /users/{uuid}/passkeys/registration-options" => {
+            request(path.replace("{uuid}", uuid)).json(json!({"currentPassword": PASSWORD}))
+        }
+        "POST /users/{uuid}/passkeys" => request(path.replace("{uuid}", uuid)).json(json!({
+            "ceremonyUUID": uuid::Uuid::new_v4(),
+            "credential": {},
+        })),
+        "DELETE /users/{uuid}/passkeys/{passkeyUUID}" => request(
+            path.replace("{uuid}", uuid)
+                .replace("{passkeyUUID}", &uuid::Uuid::new_v4().to_string()),
+        ),
+        "POST /users/sessions/passkey-options" => request(path.into()).json(json!({})),
+        "POST /users/sessions/passkey" => request(path.into()).json(json!({
+            "ceremonyUUID": uuid::Uuid::new_v4(),
+            "credential": {},
+        })),
         "ANY $default" => testkit::request("GET", "/matrix/nowhere"),
         other => panic!("the matrix has a row for {other} but no request for it"),
     };
