@@ -8,7 +8,7 @@ use crate::domain::ids::SessionId;
 use crate::domain::report::{CreatedReport, ListedReport};
 use crate::domain::user::User;
 use crate::service::paging::Page;
-use crate::service::sessions::Tokens;
+use crate::service::sessions::{ListedSession, Tokens};
 use crate::service::two_factor::Verified;
 
 /// The public user object: exactly these keys, never a secret.
@@ -117,4 +117,24 @@ pub fn listed_report(listed: &ListedReport) -> Value {
         "description": report.description,
         "downloadUrl": listed.download_url,
     })
+}
+
+/// A live session in its user's list: never a token or hash.
+pub fn listed_session(listed: &ListedSession) -> Value {
+    let session = &listed.session;
+    json!({
+        "uuid": session.id,
+        "createdAt": clock::format(session.created_at),
+        "lastUsedAt": clock::format(session.last_used_at),
+        "platform": session.platform,
+        "appVersion": session.app_version,
+        "buildNumber": session.build_number,
+        "userAgent": session.user_agent,
+        "current": listed.current,
+    })
+}
+
+/// The `meta` of an unpaged list.
+pub fn total(count: usize) -> Value {
+    json!({ "total": count })
 }
