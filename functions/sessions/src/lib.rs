@@ -170,7 +170,11 @@ async fn list(app: &impl SmsContext, req: &Request, uuid: &str) -> Result<Respon
     Ok(http::list(items, views::total(listed.len())))
 }
 
-async fn end_others(app: &impl SmsContext, req: &Request, uuid: &str) -> Result<Response, ApiError> {
+async fn end_others(
+    app: &impl SmsContext,
+    req: &Request,
+    uuid: &str,
+) -> Result<Response, ApiError> {
     let principal = app.core().authenticate(req, Access::Full).await?;
     let owner = UserId::parse(uuid).ok_or(ApiError::InvalidUserUuid)?;
     sessions::end_other_sessions(app.core(), &principal, owner).await?;

@@ -113,7 +113,10 @@ async fn fifty_concurrent_wrong_passwords_reach_the_hash_at_most_five_times() {
     let answers = attempts.join_all().await;
 
     let hashed = app.hasher.runs() - before;
-    assert!((1..=5).contains(&hashed), "{hashed} attempts reached Argon2");
+    assert!(
+        (1..=5).contains(&hashed),
+        "{hashed} attempts reached Argon2"
+    );
     let refused: Vec<&TestResponse> = answers.iter().filter(|a| a.status == 429).collect();
     let rejected = answers.iter().filter(|a| a.status == 401).count();
     assert_eq!(rejected as u64, hashed, "each hashed attempt is a 401");
@@ -174,10 +177,7 @@ async fn concurrent_refreshes_with_one_token_both_keep_working_after_the_grace_w
     let session = registered.session.as_str();
     let token = registered.refresh_token.as_str();
 
-    let (a, b) = tokio::join!(
-        refresh(&app, session, token),
-        refresh(&app, session, token)
-    );
+    let (a, b) = tokio::join!(refresh(&app, session, token), refresh(&app, session, token));
     assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.text, b.text);
 
     app.clock.advance(Duration::seconds(31));

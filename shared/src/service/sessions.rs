@@ -207,11 +207,12 @@ pub async fn refresh(
             RefreshCheck::Current => successor(refresh_token),
             // A concurrent refresh already rotated this token: answer the token it got, so
             // that both callers hold the current one and neither is later taken for reuse.
-            RefreshCheck::InGrace => match session.current_from_grace(refresh_token, successor, now)
-            {
-                Some(current) => return Ok(tokens(core, &user, &session, current)),
-                None => crate::security::crypto::random_token(),
-            },
+            RefreshCheck::InGrace => {
+                match session.current_from_grace(refresh_token, successor, now) {
+                    Some(current) => return Ok(tokens(core, &user, &session, current)),
+                    None => crate::security::crypto::random_token(),
+                }
+            }
             RefreshCheck::Reused => {
                 tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after its grace window; session revoked");
                 core.sessions.delete_session(session.id).await?;
@@ -268,11 +269,7 @@ pub struct ListedSession {
 /// The user whose sessions `caller` asks for: themselves, or anyone live for a csrAdmin.
 /// 403 "No Access." for another user otherwise (whether or not they exist), 404 "This user
 /// does not exist." for a csrAdmin asking for an unknown or deleted user.
-async fn sessions_owner(
-    core: &Core,
-    caller: &Principal,
-    owner: UserId,
-) -> Result<User, ApiError> {
+async fn sessions_owner(core: &Core, caller: &Principal, owner: UserId) -> Result<User, ApiError> {
     if owner == caller.user.id {
         return Ok(caller.user.clone());
     }

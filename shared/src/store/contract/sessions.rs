@@ -39,7 +39,13 @@ async fn a_users_sessions_are_listed_most_recently_used_first<S: SessionStore + 
     assert_eq!(order, [ids[1], ids[2], ids[0]]);
     assert_eq!(listed[0].stage, Stage::TwoFactor);
     assert_eq!(listed[0].user_agent.as_deref(), Some("Kuri/1.0"));
-    assert!(store.list_user_sessions(UserId::new()).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_user_sessions(UserId::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn sessions_round_trip_and_are_versioned<S: SessionStore + UserStore>(store: &S) {

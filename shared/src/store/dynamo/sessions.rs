@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::users::user_from_item;
 use super::{
-    DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, s, session_pk, to_item,
-    ts, user_pk,
+    DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, s, session_pk, to_item, ts,
+    user_pk,
 };
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
