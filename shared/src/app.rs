@@ -155,7 +155,12 @@ impl Core {
         let valid = user.is_active()
             && session.user_id == user.id
             && session.is_live(user.session_epoch, now)
-            && (claims.scope == Scope::TwoFactor || session.stage == Stage::Full);
+            // A `2fa` token lives only while its session waits for the code: once the session
+            // is full, the token is spent.
+            && match claims.scope {
+                Scope::Full => session.stage == Stage::Full,
+                Scope::TwoFactor => session.stage == Stage::TwoFactor,
+            };
         if !valid {
             return Err(ApiError::InvalidToken);
         }

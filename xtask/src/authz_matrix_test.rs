@@ -82,6 +82,8 @@ const MATRIX: &[(&str, [u16; 11])] = &[
     ("DELETE /users/sessions/{uuid}",                  [401, 401, 401, 401, 401, 401, 401, 401, 400, 204, 204]),
     // The refresh token of the owner's full session is the credential.
     ("PUT /users/sessions/{sessionUUID}/refresh",      [200, 200, 200, 200, 200, 404, 404, 404, 200, 200, 200]),
+    ("GET /users/{uuid}/sessions",                     [401, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200]),
+    ("DELETE /users/{uuid}/sessions",                  [401, 401, 401, 401, 401, 401, 401, 401, 403, 204, 204]),
     ("GET /.well-known/jwks.json",                     [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ("POST /users/{uuid}/pending-two-factor-auth",     [401, 401, 401, 401, 401, 401, 401, 401, 403, 201, 403]),
     // Only the 2fa caller has a number on file; the others get the field error.
@@ -179,7 +181,10 @@ fn request_for(route: &str, cell: &Cell) -> TestRequest {
             request(path.into()).json(json!({"fileName": "robot.log", "contentType": "text/plain"}))
         }
         "GET /users/{userUUID}/diagnostic-reports" => request(path.replace("{userUUID}", uuid)),
-        "GET /users/{uuid}/security-events" | "GET /users/{uuid}/passkeys" => {
+        "GET /users/{uuid}/security-events"
+        | "GET /users/{uuid}/passkeys"
+        | "GET /users/{uuid}/sessions"
+        | "DELETE /users/{uuid}/sessions" => {
             request(path.replace("{uuid}", uuid))
         }
         "POST /users/{uuid}/passkeys/registration-options" => {

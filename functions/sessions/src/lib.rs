@@ -1,10 +1,12 @@
-//! Route group `sessions`: login, 2FA verification, logout, refresh and the JWKS.
+//! Route group `sessions`: login, 2FA verification, logout, refresh, a user's sessions (list,
+//! sign out everywhere else) and the JWKS.
 
 use lambda_http::Request;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
 use shared::domain::email::Email;
-use shared::domain::ids::SessionId;
+use shared::domain::ids::{SessionId, UserId};
+use shared::domain::session::clip_user_agent;
 use shared::http;
 use shared::http::views;
 use shared::http::{Response, Route};
@@ -22,6 +24,8 @@ async fn route(app: &impl SmsContext, req: Request, path: Route) -> Result<Respo
         (Method::POST, ["users", "sessions", "verify"]) => verify(app, &req).await,
         (Method::DELETE, ["users", "sessions", id]) => logout(app, &req, id).await,
         (Method::PUT, ["users", "sessions", id, "refresh"]) => refresh(app, &req, id).await,
+        (Method::GET, ["users", uuid, "sessions"]) => list(app, &req, uuid).await,
+        (Method::DELETE, ["users", uuid, "sessions"]) => end_others(app, &req, uuid).await,
         (Method::GET, [".well-known", "jwks.json"]) => Ok(jwks(app)),
         _ => Err(ApiError::RouteNotFound),
     }
@@ -44,7 +48,7 @@ async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErro
     if both_given && body.email.as_deref().is_some_and(Email::too_long) {
         return Err(ApiError::BadCredentials);
     }
-    match sessions::login(app.core(), body.email, body.password).await? {
+    match sessions::login(app.core(), body.email, body.password, user_agent(req)).await? {
         LoginOutcome::Complete { tokens, user } => Ok(http::data(
             StatusCode::CREATED,
             views::login(&tokens, &user),
@@ -59,6 +63,11 @@ async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErro
             ))
         }
     }
+}
+
+/// The `User-Agent` a session records (at most 256 characters).
+fn user_agent(req: &Request) -> Option<String> {
+    http::header(req.headers(), "user-agent").and_then(clip_user_agent)
 }
 
 async fn verify(app: &impl SmsContext, req: &Request) -> Result<Response, ApiError> {
@@ -137,6 +146,7 @@ impl RefreshBody {
                 platform: self.platform,
                 app_version: self.app_version,
                 build_number: self.build_number.map(|b| b as u64),
+                user_agent: None,
             },
         ))
     }
@@ -144,7 +154,8 @@ impl RefreshBody {
 
 async fn refresh(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let body: RefreshBody = http::json_body(req)?;
-    let (refresh_token, device) = body.validate()?;
+    let (refresh_token, mut device) = body.validate()?;
+    device.user_agent = user_agent(req);
     let minimum = match device.platform.as_deref() {
         Some("ios") => app.core().config.min_build_ios,
         Some("android") => app.core().config.min_build_android,
@@ -158,6 +169,25 @@ async fn refresh(app: &impl SmsContext, req: &Request, id: &str) -> Result<Respo
     let session_id = SessionId::parse(id).ok_or(ApiError::InvalidUuid)?;
     let tokens = sessions::refresh(app.core(), session_id, &refresh_token, device).await?;
     Ok(http::ok(tokens))
+}
+
+async fn list(app: &impl SmsContext, req: &Request, uuid: &str) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
+    let owner = UserId::parse(uuid).ok_or(ApiError::InvalidUserUuid)?;
+    let listed = sessions::list(app.core(), &principal, owner).await?;
+    let items: Vec<_> = listed.iter().map(views::listed_session).collect();
+    Ok(http::list(items, views::total(listed.len())))
+}
+
+async fn end_others(
+    app: &impl SmsContext,
+    req: &Request,
+    uuid: &str,
+) -> Result<Response, ApiError> {
+    let principal = app.core().authenticate(req, Access::Full).await?;
+    let owner = UserId::parse(uuid).ok_or(ApiError::InvalidUserUuid)?;
+    sessions::end_other_sessions(app.core(), &principal, owner).await?;
+    Ok(http::no_content())
 }
 
 fn jwks(app: &impl SmsContext) -> Response {

@@ -100,6 +100,36 @@ async fn sixth_failed_login_within_fifteen_minutes_is_locked_out() {
 }
 
 #[tokio::test]
+async fn fifty_concurrent_wrong_passwords_reach_the_hash_at_most_five_times() {
+    let app = testkit::app().await;
+    let email = accounts::register(&app, "user").await.email;
+    let before = app.hasher.runs();
+
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (app, email) = (app.clone(), email.clone());
+        attempts.spawn(async move { login(&app, &email, "wrong horse").await });
+    }
+    let answers = attempts.join_all().await;
+
+    let hashed = app.hasher.runs() - before;
+    assert!(
+        (1..=5).contains(&hashed),
+        "{hashed} attempts reached Argon2"
+    );
+    let refused: Vec<&TestResponse> = answers.iter().filter(|a| a.status == 429).collect();
+    let rejected = answers.iter().filter(|a| a.status == 401).count();
+    assert_eq!(rejected as u64, hashed, "each hashed attempt is a 401");
+    assert_eq!(refused.len() + rejected, 50);
+    for answer in refused {
+        let retry_after: i64 = answer.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=30).contains(&retry_after), "retry-after {retry_after}");
+    }
+    // The email is locked: even the right password waits.
+    assert_eq!(login(&app, &email, PASSWORD).await.status, 429);
+}
+
+#[tokio::test]
 async fn failures_after_a_lock_double_it() {
     let app = testkit::app().await;
     let email = accounts::unique_email("user");
@@ -134,10 +164,59 @@ async fn refresh_rotates_the_token_and_keeps_the_old_one_for_thirty_seconds() {
     assert_eq!(rotated.body["data"]["sessionUUID"], session);
     assert_eq!(rotated.body["data"]["expiresIn"], 900);
 
+    // Inside the grace window the old token gets the token its rotation gave, not another.
     let within_grace = refresh(&app, session, first).await;
     assert_eq!(within_grace.status, 200, "{}", within_grace.text);
-    let third = within_grace.body["data"]["refreshToken"].as_str().unwrap();
-    assert_ne!(third, second);
+    assert_eq!(within_grace.body["data"]["refreshToken"], second);
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_both_keep_working_after_the_grace_window() {
+    let app = testkit::app().await;
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
+    let token = registered.refresh_token.as_str();
+
+    let (a, b) = tokio::join!(refresh(&app, session, token), refresh(&app, session, token));
+    assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.text, b.text);
+
+    app.clock.advance(Duration::seconds(31));
+    for result in [&a, &b] {
+        let next = result.body["data"]["refreshToken"].as_str().unwrap();
+        let again = refresh(&app, session, next).await;
+        assert_eq!(again.status, 200, "{}", again.text);
+    }
+    let access = a.body["data"]["token"].as_str().unwrap();
+    let uuid = registered.uuid.as_str();
+    let still_live = call_users(&app, accounts::get_user_request(access, uuid)).await;
+    assert_eq!(still_live.status, 200, "{}", still_live.text);
+}
+
+#[tokio::test]
+async fn a_refresh_token_chain_stays_unguessable_and_unstored() {
+    let app = testkit::app().await;
+    let registered = accounts::register(&app, "user").await;
+    let session = registered.session.as_str();
+    let rotated = refresh(&app, session, registered.refresh_token.as_str()).await;
+    let next = rotated.body["data"]["refreshToken"].as_str().unwrap();
+    let store = testkit::dynamo_store(&app).await;
+    let item = store
+        .client
+        .get_item()
+        .table_name(&store.table)
+        .set_key(Some(shared::store::dynamo::key(
+            format!("SESSION#{session}"),
+            "SESSION",
+        )))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let text = format!("{item:?}");
+    assert!(!text.contains(next), "the refresh token is stored: {text}");
+    assert!(!text.contains(registered.refresh_token.as_str()));
 }
 
 #[tokio::test]

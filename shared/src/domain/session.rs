@@ -13,6 +13,18 @@ pub const IDLE_LIFETIME: Duration = Duration::days(30);
 pub const REFRESH_GRACE: Duration = Duration::seconds(30);
 /// How many used refresh-token hashes are remembered for reuse detection.
 pub const USED_HASHES_KEPT: usize = 20;
+/// At most this many live full sessions per user: a login past it ends the least recently
+/// used.
+pub const MAX_LIVE_SESSIONS: usize = 100;
+/// The stored `User-Agent` is cut to this many characters.
+pub const USER_AGENT_MAX_CHARS: usize = 256;
+
+/// A `User-Agent` header as a session keeps it: at most [`USER_AGENT_MAX_CHARS`] characters,
+/// `None` when blank.
+pub fn clip_user_agent(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    (!trimmed.is_empty()).then(|| trimmed.chars().take(USER_AGENT_MAX_CHARS).collect())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -45,6 +57,8 @@ pub struct Session {
     pub platform: Option<String>,
     pub app_version: Option<String>,
     pub build_number: Option<u64>,
+    /// The `User-Agent` of the login or the last refresh that sent one.
+    pub user_agent: Option<String>,
 }
 
 impl Session {
@@ -64,6 +78,7 @@ impl Session {
             platform: None,
             app_version: None,
             build_number: None,
+            user_agent: None,
         }
     }
 
@@ -83,10 +98,17 @@ impl Session {
         self.epoch == user_epoch && now < expires
     }
 
-    /// Issues a new refresh token, moving the current one into the grace list.
-    /// Returns the new token (shown once, never stored).
+    /// Issues a new random refresh token (the first of a session), moving the current one
+    /// into the grace list. Returns the new token (shown once, never stored).
     pub fn rotate(&mut self, now: OffsetDateTime) -> String {
         let token = crate::security::crypto::random_token();
+        self.rotate_to(&token, now);
+        token
+    }
+
+    /// Makes `token` the current refresh token (only its hash is kept), moving the current
+    /// one into the grace list.
+    pub fn rotate_to(&mut self, token: &str, now: OffsetDateTime) {
         if let Some(previous) = self.refresh_hash.take() {
             self.grace_hashes.push(GraceHash {
                 hash: previous.clone(),
@@ -97,9 +119,39 @@ impl Session {
         self.grace_hashes.retain(|grace| grace.until > now);
         let excess = self.used_hashes.len().saturating_sub(USED_HASHES_KEPT);
         self.used_hashes.drain(..excess);
-        self.refresh_hash = Some(crate::security::crypto::sha256_hex(&token));
+        self.refresh_hash = Some(crate::security::crypto::sha256_hex(token));
         self.last_used_at = now;
-        token
+    }
+
+    /// The current refresh token, recovered from a token of the grace list: each refresh
+    /// token after the first is `successor` of the one it replaced (a keyed derivation, see
+    /// `service::sessions`), so walking forward from the presented token through the grace
+    /// list reaches the current one. `None` when the chain does not lead there.
+    pub fn current_from_grace(
+        &self,
+        token: &str,
+        successor: impl Fn(&str) -> String,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        let hash_of = crate::security::crypto::sha256_hex;
+        let eq = |a: &str, b: &str| crate::security::crypto::constant_time_eq(a, b);
+        let current = self.refresh_hash.as_deref()?;
+        let mut candidate = successor(token);
+        for _ in 0..=self.grace_hashes.len() {
+            let hash = hash_of(&candidate);
+            if eq(current, &hash) {
+                return Some(candidate);
+            }
+            let in_grace = self
+                .grace_hashes
+                .iter()
+                .any(|grace| grace.until > now && eq(&grace.hash, &hash));
+            if !in_grace {
+                return None;
+            }
+            candidate = successor(&candidate);
+        }
+        None
     }
 
     /// How a presented refresh token relates to this session.
@@ -145,6 +197,10 @@ pub trait SessionStore: Send + Sync {
         expected_version: u64,
     ) -> Result<(), StoreError>;
 
+    /// Every stored session of the user, live or not and at any stage, most recently used
+    /// first: one query of the user's sessions, never a scan.
+    async fn list_user_sessions(&self, user: UserId) -> Result<Vec<Session>, StoreError>;
+
     /// Deletes the session; `false` if there was none.
     async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError>;
 
@@ -177,6 +233,35 @@ mod tests {
             RefreshCheck::Reused
         );
         assert_eq!(session.check_refresh("made-up", now), RefreshCheck::Unknown);
+    }
+
+    #[test]
+    fn a_token_in_grace_leads_to_the_current_one_through_the_chain() {
+        let now = OffsetDateTime::now_utc();
+        let successor = |token: &str| crate::security::crypto::hmac_token(b"key", token);
+        let mut session = Session::new(UserId::new(), 0, Stage::Full, now);
+        let first = session.rotate(now);
+        let second = successor(&first);
+        session.rotate_to(&second, now);
+        let third = successor(&second);
+        session.rotate_to(&third, now);
+        for presented in [&first, &second] {
+            assert_eq!(
+                session.current_from_grace(presented, successor, now),
+                Some(third.clone())
+            );
+        }
+        let later = now + REFRESH_GRACE + Duration::seconds(1);
+        assert_eq!(session.current_from_grace(&first, successor, later), None);
+        assert_eq!(session.current_from_grace("made-up", successor, now), None);
+    }
+
+    #[test]
+    fn user_agents_are_kept_to_256_characters() {
+        assert_eq!(clip_user_agent("  "), None);
+        assert_eq!(clip_user_agent(" Kuri/1.2 ").as_deref(), Some("Kuri/1.2"));
+        let long = "é".repeat(300);
+        assert_eq!(clip_user_agent(&long).unwrap().chars().count(), 256);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::domain::report::{CreatedReport, ListedReport};
 use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 use crate::service::paging::Page;
-use crate::service::sessions::Tokens;
+use crate::service::sessions::{ListedSession, Tokens};
 use crate::service::two_factor::Verified;
 
 /// The public user object: exactly these keys, never a secret.
@@ -151,4 +151,24 @@ pub fn ceremony_options(options: &CeremonyOptions) -> Value {
         "ceremonyUUID": options.ceremony_id,
         "publicKey": options.public_key,
     })
+}
+
+/// A live session in its user's list: never a token or hash.
+pub fn listed_session(listed: &ListedSession) -> Value {
+    let session = &listed.session;
+    json!({
+        "uuid": session.id,
+        "createdAt": clock::format(session.created_at),
+        "lastUsedAt": clock::format(session.last_used_at),
+        "platform": session.platform,
+        "appVersion": session.app_version,
+        "buildNumber": session.build_number,
+        "userAgent": session.user_agent,
+        "current": listed.current,
+    })
+}
+
+/// The `meta` of an unpaged list.
+pub fn total(count: usize) -> Value {
+    json!({ "total": count })
 }

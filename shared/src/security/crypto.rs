@@ -28,6 +28,13 @@ pub fn hmac_hex(key: &[u8], message: &str) -> String {
     hex(hmac::sign(&key, message.as_bytes()).as_ref())
 }
 
+/// The HMAC-SHA256 of `message` under `key` as a base64url token (43 characters): a secret
+/// that only the key holder can derive from `message`.
+pub fn hmac_token(key: &[u8], message: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    base64url(hmac::sign(&key, message.as_bytes()).as_ref())
+}
+
 /// Equality that takes the same time wherever the inputs differ.
 pub fn constant_time_eq(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
     constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()

@@ -12,6 +12,9 @@ use crate::domain::ids::{SessionId, UserId};
 pub const ACCESS_TOKEN_SECS: i64 = 900;
 /// Lifetime of a `2fa`-scope token, in seconds.
 pub const TWO_FACTOR_TOKEN_SECS: i64 = 300;
+/// The `typ` header of our access tokens (RFC 9068), required on verify so that no other
+/// JWT signed with the key (RFC 8725 "explicit typing") passes for an access token.
+pub const TOKEN_TYPE: &str = "at+jwt";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
@@ -154,15 +157,21 @@ impl JwtKeys {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.current.kid.clone());
+        header.typ = Some(TOKEN_TYPE.to_owned());
         let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .expect("signing with a validated Ed25519 key cannot fail");
         (token, lifetime)
     }
 
-    /// Checks signature, algorithm, issuer, audience and expiry (against `now`), with the key
-    /// the token's `kid` names; a token without a `kid`, or naming neither key, fails.
+    /// Checks the `typ` header, signature, algorithm, issuer, audience and expiry (against
+    /// `now`), with the key the token's `kid` names; a token without a `kid`, or naming
+    /// neither key, fails.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Option<Claims> {
-        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if !header.typ?.eq_ignore_ascii_case(TOKEN_TYPE) {
+            return None;
+        }
+        let kid = header.kid?;
         let key = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|key| key.kid == kid)?;
@@ -226,6 +235,26 @@ mod tests {
         tampered.replace_range(tampered.len() - 3.., "AAA");
         assert!(keys.verify(&tampered, now).is_none());
         assert!(keys.verify("not.a.jwt", now).is_none());
+    }
+
+    #[test]
+    fn tokens_of_another_type_are_refused_even_when_signed_with_our_key() {
+        let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json()).unwrap();
+        let keys = JwtKeys::new(&secrets.jwt_private_key_der, "iss", "apps").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let (token, _) = keys.issue(UserId::new(), SessionId::new(), vec![], Scope::Full, now);
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().typ.as_deref(),
+            Some("at+jwt")
+        );
+        let claims = keys.verify(&token, now).unwrap();
+        for typ in [Some("JWT"), None] {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.typ = typ.map(str::to_owned);
+            let encoding = EncodingKey::from_ed_der(&secrets.jwt_private_key_der);
+            let other = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
+            assert!(keys.verify(&other, now).is_none(), "typ {typ:?} accepted");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Passwords: a secret newtype built only by parsing, and Argon2id hashing with configurable
 //! parameters.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
@@ -59,10 +60,8 @@ impl Default for HashParams {
 pub struct PasswordHasherService {
     params: Params,
     memory: Arc<Mutex<Vec<Block>>>,
-    /// A real hash of a random password, verified against when the user is unknown so that
-    /// both answers take the same time. Made on first use: only logins need it, and cold
-    /// starts of the other functions should not pay for it.
-    dummy_hash: Arc<tokio::sync::OnceCell<String>>,
+    /// Argon2 computations done, for tests that prove how many attempts reached the hash.
+    runs: Arc<AtomicU64>,
 }
 
 impl PasswordHasherService {
@@ -77,48 +76,40 @@ impl PasswordHasherService {
         Ok(Self {
             params,
             memory: Arc::default(),
-            dummy_hash: Arc::default(),
+            runs: Arc::default(),
         })
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, String> {
         let (params, memory) = (self.params.clone(), self.memory.clone());
         let password = password.clone();
+        self.runs.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || hash_with(&params, &memory, &password))
             .await
             .map_err(|error| error.to_string())?
     }
 
-    /// Verifies against `hash`, or against the dummy hash when there is none; `false` then.
+    /// Verifies against `hash`. Without one (an unknown user) the candidate is hashed with the
+    /// configured parameters instead, the same Argon2 work as a check against a stored hash,
+    /// and the answer is `false`. So there is no dummy hash to build: no login pays for one.
     pub async fn verify(&self, password: &Password, hash: Option<&str>) -> bool {
-        let known = hash.is_some();
-        let hash = match hash {
-            Some(hash) => hash.to_owned(),
-            None => match self.dummy_hash().await {
-                Some(dummy) => dummy,
-                None => return false,
-            },
+        let Some(hash) = hash.map(str::to_owned) else {
+            let _ = self.hash(password).await;
+            return false;
         };
         let memory = self.memory.clone();
         let password = password.clone();
-        let matches = tokio::task::spawn_blocking(move || {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
             verify_with(&memory, password.expose().as_bytes(), &hash)
         })
         .await
-        .unwrap_or(false);
-        known && matches
+        .unwrap_or(false)
     }
 
-    async fn dummy_hash(&self) -> Option<String> {
-        self.dummy_hash
-            .get_or_try_init(|| async {
-                let dummy = Password::parse(&crate::security::crypto::random_token())
-                    .expect("token is long enough");
-                self.hash(&dummy).await
-            })
-            .await
-            .ok()
-            .cloned()
+    /// How many Argon2 computations (hashes and checks) this service has started.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
     }
 }
 
@@ -266,5 +257,18 @@ mod tests {
         let other = Password::parse("wrong horse").unwrap();
         assert!(!hasher.verify(&other, Some(&hash)).await);
         assert!(!hasher.verify(&password, None).await);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_costs_one_argon2_run_from_the_first_login_on() {
+        let hasher = fast();
+        let password = Password::parse("correct horse").unwrap();
+        assert!(!hasher.verify(&password, None).await);
+        assert_eq!(hasher.runs(), 1, "no dummy hash built on the first login");
+        assert!(!hasher.verify(&password, None).await);
+        assert_eq!(hasher.runs(), 2);
+        let hash = hasher.hash(&password).await.unwrap();
+        assert!(hasher.verify(&password, Some(&hash)).await);
+        assert_eq!(hasher.runs(), 4);
     }
 }

@@ -14,20 +14,35 @@ pub const WINDOW: Duration = Duration::minutes(15);
 pub const FIRST_LOCK_SECS: i64 = 30;
 pub const MAX_LOCK_SECS: i64 = 15 * 60;
 
-/// 429 with `Retry-After` while the email is locked. Returns what was read, for `succeeded`.
-pub async fn check(core: &Core, email_key: &str) -> Result<Option<Lockout>, ApiError> {
-    let lockout = core.lockouts.get_lockout(email_key).await?;
-    let now = core.clock.now();
-    if let Some(until) = lockout.as_ref().and_then(|l| l.locked_until)
-        && until > now
-    {
-        let retry_after_secs = (until - now).whole_seconds().max(1) as u64;
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+/// Reserves one login attempt for the email before the password is checked: 429 with
+/// `Retry-After` while it is locked (and nothing counted); otherwise the attempt is written as
+/// a failure first, in one write conditioned on the state it was computed from, so a lock
+/// and the attempt that causes it are decided together. However many wrong passwords race,
+/// at most [`MAX_FAILURES`] get through to the hash before the lock stands; a concurrent
+/// writer makes the write fail and the attempt is decided again on the new state. A password
+/// success then [`reset`]s the record.
+pub async fn reserve(core: &Core, email_key: &str) -> Result<(), ApiError> {
+    for _ in 0..2 * MAX_FAILURES + 2 {
+        let current = core.lockouts.get_lockout(email_key).await?;
+        let now = core.clock.now();
+        if let Some(until) = current.as_ref().and_then(|l| l.locked_until)
+            && until > now
+        {
+            let retry_after_secs = (until - now).whole_seconds().max(1) as u64;
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+        let expected = current.as_ref().map(|l| l.version);
+        let next = next_state(current, email_key, now);
+        match core.lockouts.put_lockout(&next, expected).await {
+            Err(StoreError::VersionConflict) => continue,
+            other => return Ok(other?),
+        }
     }
-    Ok(lockout)
+    Err(ApiError::internal("lockout reservation kept conflicting"))
 }
 
-/// Counts one failed attempt (optimistically, retried on concurrent writes).
+/// Counts one failed attempt that was not reserved (a wrong password outside login),
+/// optimistically, retried on concurrent writes.
 pub async fn failed(core: &Core, email_key: &str) -> Result<(), ApiError> {
     for _ in 0..10 {
         let current = core.lockouts.get_lockout(email_key).await?;
@@ -41,16 +56,9 @@ pub async fn failed(core: &Core, email_key: &str) -> Result<(), ApiError> {
     Err(ApiError::internal("lockout update kept conflicting"))
 }
 
-/// Clears the record after a success (only when there was one, to save a write).
-pub async fn succeeded(
-    core: &Core,
-    email_key: &str,
-    read: Option<Lockout>,
-) -> Result<(), ApiError> {
-    if read.is_some() {
-        core.lockouts.clear_lockout(email_key).await?;
-    }
-    Ok(())
+/// Forgets the email's failures (and the attempt reserved for this success).
+pub async fn reset(core: &Core, email_key: &str) -> Result<(), ApiError> {
+    Ok(core.lockouts.clear_lockout(email_key).await?)
 }
 
 fn next_state(current: Option<Lockout>, email_key: &str, now: OffsetDateTime) -> Lockout {

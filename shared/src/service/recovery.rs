@@ -11,6 +11,7 @@ use crate::app::Core;
 use crate::domain::StoreError;
 use crate::domain::email::Email;
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind};
+use crate::domain::ids::UserId;
 use crate::domain::mail::Mail;
 use crate::domain::mail::Mailer;
 use crate::domain::user::User;
@@ -22,40 +23,50 @@ pub const TOKEN_LIFETIME: Duration = Duration::hours(1);
 pub const MAILS_PER_WINDOW: usize = 3;
 pub const MAIL_WINDOW: Duration = Duration::hours(1);
 
+/// Where the mail goes when no active account has the address: the SES mailbox simulator,
+/// which takes the mail like any other and delivers nothing (and counts it neither against
+/// the sending quota nor in bounce or complaint rates).
+pub const DECOY_RECIPIENT: &str = "success@simulator.amazonses.com";
+
 /// Mails a recovery link when an active account has `email` and the address is under its
-/// cap; otherwise does nothing. The caller answers the same either way.
+/// cap; otherwise does nothing the caller could see. The caller answers the same either way,
+/// and both ways cost the same: a mail sent after the answer cannot be relied on in Lambda,
+/// so an address without an active account makes the same requests, in the same order, as
+/// one with: the claim and a user read, the address's cap, a token put (of a token nobody
+/// holds, for no user) and an SES send (to [`DECOY_RECIPIENT`], with a link nobody can use).
 pub async fn start(core: &Core, mailer: &dyn Mailer, email: &Email) -> Result<(), ApiError> {
     let email_key = email.normalized();
-    let Some(user) = core
-        .users
-        .find_user_by_email(&email_key)
-        .await?
-        .filter(User::is_active)
-    else {
-        return Ok(());
-    };
+    let found = core.users.find_user_by_email(&email_key).await?;
+    if found.is_none() {
+        // The read a claim would have led to.
+        core.users.get_user(UserId::new()).await?;
+    }
+    let user = found.filter(User::is_active);
     if !take_mail_slot(core, &email_key).await? {
-        tracing::info!(user = %user.id, "recovery mail cap reached; nothing sent");
+        tracing::info!("recovery mail cap reached; nothing sent");
         return Ok(());
     }
     let token = crypto::random_token();
     let expires_at = core.clock.now() + TOKEN_LIFETIME;
     let link = format!("{}/reset-password?token={token}", core.config.link_base_url);
-    let mail = Mail::recovery(&user.email, &link, TOKEN_LIFETIME);
+    let to = user
+        .as_ref()
+        .map_or(DECOY_RECIPIENT, |user| user.email.as_str());
+    let mail = Mail::recovery(to, &link, TOKEN_LIFETIME);
     // The token is stored only once its mail went out, so a mail that failed leaves no
     // usable token behind.
     if let Err(error) = mailer.send(&mail).await {
         // Still a success for the caller: an error here would reveal that the account exists.
-        tracing::error!(user = %user.id, %error, "recovery mail not sent");
+        tracing::error!(user = ?user.as_ref().map(|user| user.id), %error, "recovery mail not sent");
         return Ok(());
     }
     core.tokens
         .put_token(&EmailToken {
             kind: TokenKind::Recovery,
             hash: crypto::sha256_hex(&token),
-            user_id: user.id,
+            user_id: user.as_ref().map_or_else(UserId::new, |user| user.id),
             email_key,
-            session_epoch: user.session_epoch,
+            session_epoch: user.as_ref().map_or(0, |user| user.session_epoch),
             expires_at,
         })
         .await?;

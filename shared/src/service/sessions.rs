@@ -4,15 +4,15 @@
 use serde::Serialize;
 
 use crate::ApiError;
-use crate::app::Core;
+use crate::app::{Core, Principal};
 use crate::domain::StoreError;
 use crate::domain::email::Email;
-use crate::domain::ids::SessionId;
-use crate::domain::session::{RefreshCheck, Session, Stage};
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::session::{MAX_LIVE_SESSIONS, RefreshCheck, Session, Stage};
 use crate::domain::user::{Status, User};
 use crate::security::jwt::Scope;
 use crate::security::password::Password;
-use crate::service::lockout;
+use crate::service::{lockout, users};
 
 /// What a full login hands the client. The refresh token is shown here once and never stored.
 #[derive(Debug, Serialize)]
@@ -32,15 +32,52 @@ pub struct DeviceInfo {
     pub platform: Option<String>,
     pub app_version: Option<String>,
     pub build_number: Option<u64>,
+    /// Already clipped ([`crate::domain::session::clip_user_agent`]).
+    pub user_agent: Option<String>,
 }
 
-/// Opens a full session for `user`.
+/// Opens a full session for `user` (registration: the user's first session).
 pub async fn open(core: &Core, user: &User) -> Result<Tokens, ApiError> {
+    open_with(core, user, None).await
+}
+
+async fn open_with(
+    core: &Core,
+    user: &User,
+    user_agent: Option<String>,
+) -> Result<Tokens, ApiError> {
     let now = core.clock.now();
     let mut session = Session::new(user.id, user.session_epoch, Stage::Full, now);
+    session.user_agent = user_agent;
     let refresh_token = session.rotate(now);
     core.sessions.create_session(&session).await?;
     Ok(tokens(core, user, &session, refresh_token))
+}
+
+/// Keeps the user at [`MAX_LIVE_SESSIONS`] live full sessions after `opened` became one:
+/// ends the least recently used beyond the cap, never `opened`. The index is read
+/// eventually consistently, so `opened` counts even when the read does not show it yet.
+async fn end_sessions_over_the_cap(
+    core: &Core,
+    user: &User,
+    opened: SessionId,
+) -> Result<(), ApiError> {
+    let now = core.clock.now();
+    let live: Vec<Session> = core
+        .sessions
+        .list_user_sessions(user.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.stage == Stage::Full && s.is_live(user.session_epoch, now))
+        .collect();
+    let counted = live.len() + usize::from(!live.iter().any(|s| s.id == opened));
+    let excess = counted.saturating_sub(MAX_LIVE_SESSIONS);
+    // Most recently used first, so the least recently used are at the end.
+    for stale in live.iter().rev().filter(|s| s.id != opened).take(excess) {
+        core.sessions.delete_session(stale.id).await?;
+        tracing::info!(user = %user.id, session = %stale.id, "session cap reached; least recently used session ended");
+    }
+    Ok(())
 }
 
 fn tokens(core: &Core, user: &User, session: &Session, refresh_token: String) -> Tokens {
@@ -71,7 +108,10 @@ pub async fn complete_two_factor(
     upgraded.version += 1;
     let refresh_token = upgraded.rotate(now);
     match core.sessions.save_session(&upgraded, session.version).await {
-        Ok(()) => Ok(tokens(core, user, &upgraded, refresh_token)),
+        Ok(()) => {
+            end_sessions_over_the_cap(core, user, upgraded.id).await?;
+            Ok(tokens(core, user, &upgraded, refresh_token))
+        }
         Err(StoreError::NotFound | StoreError::VersionConflict) => Err(ApiError::InvalidToken),
         Err(other) => Err(other.into()),
     }
@@ -90,6 +130,7 @@ pub async fn login(
     core: &Core,
     email: Option<String>,
     password: Option<String>,
+    user_agent: Option<String>,
 ) -> Result<LoginOutcome, ApiError> {
     let email = email
         .filter(|e| !e.trim().is_empty())
@@ -98,7 +139,7 @@ pub async fn login(
         .filter(|p| !p.is_empty())
         .ok_or(ApiError::PasswordRequired)?;
     let email_key = email.trim().to_lowercase();
-    let read = lockout::check(core, &email_key).await?;
+    lockout::reserve(core, &email_key).await?;
     let user = match Email::parse(&email) {
         Ok(email) => core.users.find_user_by_email(&email.normalized()).await?,
         Err(_) => None,
@@ -110,19 +151,19 @@ pub async fn login(
     let matches = core.hasher.verify(&candidate, hash).await && Password::parse(&password).is_ok();
     let user = match user {
         Some(user) if matches && user.status == Status::Active => user,
-        _ => {
-            lockout::failed(core, &email_key).await?;
-            return Err(ApiError::BadCredentials);
-        }
+        // The attempt was counted as a failure when it was reserved.
+        _ => return Err(ApiError::BadCredentials),
     };
-    lockout::succeeded(core, &email_key, read).await?;
+    lockout::reset(core, &email_key).await?;
     if user.two_factor_enabled() {
         let now = core.clock.now();
-        let session = Session::new(user.id, user.session_epoch, Stage::TwoFactor, now);
+        let mut session = Session::new(user.id, user.session_epoch, Stage::TwoFactor, now);
+        session.user_agent = user_agent;
         core.sessions.create_session(&session).await?;
         return Ok(LoginOutcome::TwoFactorRequired { user, session });
     }
-    let tokens = open(core, &user).await?;
+    let tokens = open_with(core, &user, user_agent).await?;
+    end_sessions_over_the_cap(core, &user, tokens.session_uuid).await?;
     Ok(LoginOutcome::Complete { tokens, user })
 }
 
@@ -161,22 +202,32 @@ pub async fn refresh(
         if session.stage != Stage::Full || !session.is_live(user.session_epoch, now) {
             return Err(ApiError::RefreshSessionNotFound);
         }
-        match session.check_refresh(refresh_token, now) {
-            RefreshCheck::Current | RefreshCheck::InGrace => {}
+        let successor = |token: &str| successor(core, session.id, token);
+        let new_token = match session.check_refresh(refresh_token, now) {
+            RefreshCheck::Current => successor(refresh_token),
+            // A concurrent refresh already rotated this token: answer the token it got, so
+            // that both callers hold the current one and neither is later taken for reuse.
+            RefreshCheck::InGrace => {
+                match session.current_from_grace(refresh_token, successor, now) {
+                    Some(current) => return Ok(tokens(core, &user, &session, current)),
+                    None => crate::security::crypto::random_token(),
+                }
+            }
             RefreshCheck::Reused => {
                 tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after its grace window; session revoked");
                 core.sessions.delete_session(session.id).await?;
                 return Err(ApiError::InvalidToken);
             }
             RefreshCheck::Unknown => return Err(ApiError::InvalidToken),
-        }
+        };
         let mut next = session.clone();
         next.version += 1;
-        let new_token = next.rotate(now);
+        next.rotate_to(&new_token, now);
         next.device_token = device.device_token.clone().or(next.device_token);
         next.platform = device.platform.clone().or(next.platform);
         next.app_version = device.app_version.clone().or(next.app_version);
         next.build_number = device.build_number.or(next.build_number);
+        next.user_agent = device.user_agent.clone().or(next.user_agent);
         match core.sessions.save_session(&next, session.version).await {
             Ok(()) => return Ok(tokens(core, &user, &next, new_token)),
             Err(StoreError::VersionConflict) => continue,
@@ -185,6 +236,14 @@ pub async fn refresh(
         }
     }
     Err(ApiError::internal("refresh kept conflicting"))
+}
+
+/// The refresh token that replaces `token` in a session: an HMAC under the server's key, so
+/// the server can recompute the current token from a just-rotated one (for a concurrent
+/// refresh inside the grace window) while the table holds only hashes. Nobody without the
+/// key can derive it, and the presented token itself is the secret it is derived from.
+fn successor(core: &Core, session: SessionId, token: &str) -> String {
+    crate::security::crypto::hmac_token(&core.hmac_key, &format!("refresh:{session}:{token}"))
 }
 
 /// Ends a session. Someone else's session (for a non-admin) looks exactly like a missing one.
@@ -197,4 +256,71 @@ pub async fn logout(core: &Core, caller: &User, session_id: SessionId) -> Result
         }
         _ => Err(ApiError::SessionIdDoesNotExist),
     }
+}
+
+/// A live full session of a user as the sessions list shows it.
+#[derive(Debug)]
+pub struct ListedSession {
+    pub session: Session,
+    /// It is the caller's own session.
+    pub current: bool,
+}
+
+/// The user whose sessions `caller` asks for: themselves, or anyone live for a csrAdmin.
+/// 403 "No Access." for another user otherwise (whether or not they exist), 404 "This user
+/// does not exist." for a csrAdmin asking for an unknown or deleted user.
+async fn sessions_owner(core: &Core, caller: &Principal, owner: UserId) -> Result<User, ApiError> {
+    if owner == caller.user.id {
+        return Ok(caller.user.clone());
+    }
+    if !caller.user.is_admin() {
+        return Err(ApiError::NoAccess);
+    }
+    users::find_live(core, owner)
+        .await?
+        .ok_or(ApiError::UserNotFound)
+}
+
+/// Every live full session of `owner`, most recently used first (`GET /users/{uuid}/sessions`).
+/// Sessions waiting for their 2FA code, ended ones (another epoch) and idle ones are left out.
+pub async fn list(
+    core: &Core,
+    caller: &Principal,
+    owner: UserId,
+) -> Result<Vec<ListedSession>, ApiError> {
+    let user = sessions_owner(core, caller, owner).await?;
+    let now = core.clock.now();
+    Ok(core
+        .sessions
+        .list_user_sessions(user.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.stage == Stage::Full && s.is_live(user.session_epoch, now))
+        .take(MAX_LIVE_SESSIONS)
+        .map(|session| ListedSession {
+            current: session.id == caller.session.id,
+            session,
+        })
+        .collect())
+}
+
+/// Signs `owner` out everywhere else (`DELETE /users/{uuid}/sessions`): every session of the
+/// user ends, those waiting for a 2FA code included, except the caller's own when it is the
+/// user's. One versioned write of the user (`sessionEpoch + 1`, which ends every session at
+/// once, however many) that moves the caller's session to the new epoch in the same
+/// transaction, so no session is left half-ended.
+pub async fn end_other_sessions(
+    core: &Core,
+    caller: &Principal,
+    owner: UserId,
+) -> Result<(), ApiError> {
+    let user = sessions_owner(core, caller, owner).await?;
+    let keep = (user.id == caller.user.id).then_some(caller.session.id);
+    users::update(core, user.id, keep, |user| {
+        users::revoke_all_sessions(user);
+        Ok(())
+    })
+    .await?;
+    tracing::info!(user = %user.id, by = %caller.user.id, kept = keep.is_some(), "signed out everywhere else");
+    Ok(())
 }

@@ -96,7 +96,14 @@ pub async fn admin(core: &Core) -> Account {
 /// Another session of an account without 2FA, as a login opens it. Refusals are the
 /// service's errors (`BadCredentials`, `TooManyRequests`).
 pub async fn login(core: &Core, email: &str, password: &str) -> Result<Account, ApiError> {
-    match sessions::login(core, Some(email.to_owned()), Some(password.to_owned())).await? {
+    match sessions::login(
+        core,
+        Some(email.to_owned()),
+        Some(password.to_owned()),
+        None,
+    )
+    .await?
+    {
         LoginOutcome::Complete { tokens, user } => {
             let body = views::login(&tokens, &user);
             Ok(Account::new(&user, password, &tokens, body))

@@ -50,10 +50,22 @@ impl Intercept for Recorder {
                 });
             for action in actions(metadata.service(), metadata.name(), transaction, index) {
                 record(function, &action);
+                OPERATIONS.lock().unwrap().push(action);
             }
         }
         Ok(())
     }
+}
+
+/// Every action of the requests made inside a function, in order, since [`take_operations`]
+/// was last called (test processes run one test each, so these are the test's own).
+static OPERATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The actions (`dynamodb:GetItem`, `ses:SendEmail`, …) of every AWS request made while
+/// serving requests since the last call, in order: what a path costs, for tests that compare
+/// two paths.
+pub fn take_operations() -> Vec<String> {
+    std::mem::take(&mut *OPERATIONS.lock().unwrap())
 }
 
 /// The IAM actions one request needs. `TransactWriteItems` has no action of its own: each of

@@ -2,6 +2,7 @@
 //! DynamoDB adapter (integration tests on DynamoDB Local), so both behave the same.
 
 use crate::domain::StoreError;
+use crate::domain::ids::UserId;
 use crate::domain::session::{Session, SessionStore, Stage};
 use crate::domain::user::UserStore;
 
@@ -10,6 +11,41 @@ use super::users::user;
 /// Runs every check on a store that starts empty.
 pub async fn run_all<S: SessionStore + UserStore>(store: &S) {
     sessions_round_trip_and_are_versioned(store).await;
+    a_users_sessions_are_listed_most_recently_used_first(store).await;
+}
+
+async fn a_users_sessions_are_listed_most_recently_used_first<S: SessionStore + UserStore>(
+    store: &S,
+) {
+    let now = crate::domain::clock::Clock::system().now();
+    let (owner, other) = (
+        user("listed@example.com", now),
+        user("unlisted@example.com", now),
+    );
+    let mut ids = Vec::new();
+    for (offset, stage) in [(0, Stage::Full), (2, Stage::TwoFactor), (1, Stage::Full)] {
+        let at = now + time::Duration::seconds(offset);
+        let mut session = Session::new(owner.id, 0, stage, at);
+        session.user_agent = Some("Kuri/1.0".into());
+        store.create_session(&session).await.unwrap();
+        ids.push(session.id);
+    }
+    store
+        .create_session(&Session::new(other.id, 0, Stage::Full, now))
+        .await
+        .unwrap();
+    let listed = store.list_user_sessions(owner.id).await.unwrap();
+    let order: Vec<_> = listed.iter().map(|s| s.id).collect();
+    assert_eq!(order, [ids[1], ids[2], ids[0]]);
+    assert_eq!(listed[0].stage, Stage::TwoFactor);
+    assert_eq!(listed[0].user_agent.as_deref(), Some("Kuri/1.0"));
+    assert!(
+        store
+            .list_user_sessions(UserId::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn sessions_round_trip_and_are_versioned<S: SessionStore + UserStore>(store: &S) {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::users::user_from_item;
 use super::{
-    DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, session_pk, to_item, ts,
+    DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, s, session_pk, to_item, ts,
     user_pk,
 };
 use crate::domain::StoreError;
@@ -42,6 +42,10 @@ struct SessionItem {
     platform: Option<String>,
     app_version: Option<String>,
     build_number: Option<u64>,
+    user_agent: Option<String>,
+    /// Keys of the `userSessions` index: a user's sessions, by last use.
+    user_sessions_pk: String,
+    user_sessions_sk: String,
     ttl: i64,
 }
 
@@ -74,6 +78,9 @@ impl SessionItem {
             platform: session.platform.clone(),
             app_version: session.app_version.clone(),
             build_number: session.build_number,
+            user_agent: session.user_agent.clone(),
+            user_sessions_pk: user_pk(session.user_id),
+            user_sessions_sk: format!("{}#{}", ts(session.last_used_at), session.id),
             ttl: session.expires_at().unix_timestamp(),
         }
     }
@@ -107,9 +114,14 @@ impl SessionItem {
             platform: self.platform,
             app_version: self.app_version,
             build_number: self.build_number,
+            user_agent: self.user_agent,
         })
     }
 }
+
+/// The sparse index of session items by user (`userSessionsPk = USER#<uuid>`), newest use
+/// last (`userSessionsSk = <lastUsedAt>#<session uuid>`).
+const USER_SESSIONS_INDEX: &str = "userSessions";
 
 fn session_from_item(item: Item) -> Result<Session, StoreError> {
     from_item::<SessionItem>(item)?.into_session()
@@ -172,6 +184,32 @@ impl SessionStore for DynamoStore {
                     });
                 }
                 Err(classify(error, StoreError::VersionConflict))
+            }
+        }
+    }
+
+    async fn list_user_sessions(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(USER_SESSIONS_INDEX)
+                .key_condition_expression("userSessionsPk = :pk")
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                sessions.push(session_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(sessions),
             }
         }
     }

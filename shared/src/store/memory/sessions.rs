@@ -39,6 +39,19 @@ impl SessionStore for MemoryStore {
         }
     }
 
+    async fn list_user_sessions(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        let mut found: Vec<Session> = self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|session| session.user_id == user)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (b.last_used_at, b.id).cmp(&(a.last_used_at, a.id)));
+        Ok(found)
+    }
+
     async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError> {
         Ok(self.sessions.lock().unwrap().remove(&id).is_some())
     }
