@@ -122,7 +122,7 @@ impl Core {
             tokens: store.clone(),
             codes: store.clone(),
             reports: store.clone(),
-            events: store,
+            events: store.clone(),
             passkeys: store,
             hasher,
             jwt: Arc::new(jwt),

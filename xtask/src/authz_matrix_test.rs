@@ -184,9 +184,7 @@ fn request_for(route: &str, cell: &Cell) -> TestRequest {
         "GET /users/{uuid}/security-events"
         | "GET /users/{uuid}/passkeys"
         | "GET /users/{uuid}/sessions"
-        | "DELETE /users/{uuid}/sessions" => {
-            request(path.replace("{uuid}", uuid))
-        }
+        | "DELETE /users/{uuid}/sessions" => request(path.replace("{uuid}", uuid)),
         "POST /users/{uuid}/passkeys/registration-options" => {
             request(path.replace("{uuid}", uuid)).json(json!({"currentPassword": PASSWORD}))
         }
@@ -242,9 +240,10 @@ async fn arrange(app: &App, caller: Caller) -> Cell {
             })
             .await
             .expect("the number is set");
-            let outcome = sessions::login(core, Some(owner.email.clone()), Some(PASSWORD.into()))
-                .await
-                .expect("the owner logs in");
+            let outcome =
+                sessions::login(core, Some(owner.email.clone()), Some(PASSWORD.into()), None)
+                    .await
+                    .expect("the owner logs in");
             let LoginOutcome::TwoFactorRequired { user, session } = outcome else {
                 panic!("a user with a verified number gets the 2FA answer");
             };
@@ -259,7 +258,7 @@ async fn arrange(app: &App, caller: Caller) -> Cell {
             Some(owner.token.clone())
         }
         Caller::Deleted => {
-            users::soft_delete(core, owner_id)
+            users::soft_delete(core, owner_id, &Default::default())
                 .await
                 .expect("the owner is deleted");
             Some(owner.token.clone())

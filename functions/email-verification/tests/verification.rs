@@ -327,7 +327,7 @@ async fn three_verification_mails_an_hour_per_address_whoever_asks() {
     }
     assert_eq!(verification_mails_to(&first.email).await, 3);
     // The address is freed and registered again: its cap still holds.
-    shared::service::users::soft_delete(&app, first.user_id())
+    shared::service::users::soft_delete(&app, first.user_id(), &Default::default())
         .await
         .unwrap();
     let second = accounts::register_email(&app, &first.email).await;

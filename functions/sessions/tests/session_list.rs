@@ -251,7 +251,7 @@ async fn another_users_sessions_are_403_and_an_unknown_user_is_404_for_an_admin(
     end_others(&app, &admin.token, &unknown)
         .await
         .assert_error(404, "This user does not exist.");
-    shared::service::users::soft_delete(&app, alice.user_id())
+    shared::service::users::soft_delete(&app, alice.user_id(), &Default::default())
         .await
         .unwrap();
     list(&app, &admin.token, &alice.uuid)

@@ -72,6 +72,8 @@ id_type!(
 id_type!(
     /// A security event's uuid.
     EventId
+);
+id_type!(
     /// A registered passkey's uuid.
     PasskeyId
 );

@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn tokens_of_another_type_are_refused_even_when_signed_with_our_key() {
         let secrets = crate::secrets::parse(&crate::secrets::generate_secrets_json()).unwrap();
-        let keys = JwtKeys::new(&secrets.jwt_private_key_der, "iss", "apps").unwrap();
+        let keys = JwtKeys::new(&secrets.jwt_private_key_der, None, "iss", "apps").unwrap();
         let now = OffsetDateTime::now_utc();
         let (token, _) = keys.issue(UserId::new(), SessionId::new(), vec![], Scope::Full, now);
         assert_eq!(

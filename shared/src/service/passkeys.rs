@@ -3,8 +3,6 @@
 //! counter, backup-eligible flag) is webauthn-rs's; this module keeps its state between the two
 //! requests of a ceremony, enforces single use and the per-user rules, and stores the result.
 
-use crate::domain::security_event::EventType;
-use crate::service::security_events;
 use serde_json::{Value, json};
 use webauthn_rs::prelude::{
     COSEAlgorithm, Credential, DiscoverableAuthentication, DiscoverableKey, Passkey as Key,
@@ -19,9 +17,10 @@ use crate::domain::StoreError;
 use crate::domain::ids::{CeremonyId, PasskeyId, UserId};
 use crate::domain::mail::{Mail, Mailer};
 use crate::domain::passkey::{Ceremony, CeremonyKind, CeremonyOptions, MAX_PASSKEYS, Passkey};
+use crate::domain::security_event::EventType;
 use crate::domain::user::User;
 use crate::service::sessions::{self, Tokens};
-use crate::service::{lockout, users};
+use crate::service::{security_events, users};
 
 /// The relying party of the configuration. webauthn-rs checks the RP id against its first
 /// origin, so that is the first web one (an app's `android:apk-key-hash:` origin has no
@@ -55,7 +54,7 @@ async fn security_event(core: &Core, principal: &Principal, kind: EventType, use
 }
 
 /// `currentPassword` must be the caller's password; a wrong one counts as a failed login of
-/// their email (the lockout's rule).
+/// their email (`users::confirm_password` keeps the lockout's rule).
 async fn confirm_current_password(
     core: &Core,
     user: &User,
@@ -64,13 +63,7 @@ async fn confirm_current_password(
     let candidate = current_password
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ApiError::field("currentPassword", "Is required."))?;
-    match users::confirm_password(core, user, candidate).await {
-        Err(ApiError::WrongPassword) => {
-            lockout::failed(core, &user.email_key()).await?;
-            Err(ApiError::WrongPassword)
-        }
-        other => other,
-    }
+    users::confirm_password(core, user, candidate).await
 }
 
 /// Appends `item` to the array at `path` of `value`; a missing one means webauthn-rs changed

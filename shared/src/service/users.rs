@@ -175,11 +175,12 @@ pub async fn create_or_promote_admin(
 
 /// Re-authentication: `candidate` must be `user`'s password (401 "Password is incorrect."
 /// otherwise). It is a login attempt of the user's email as far as the lockout goes: refused
-/// with 429 while the email is locked, and a wrong password counts as a failed login, so a
-/// stolen access token cannot be used to guess the password.
+/// with 429 while the email is locked, and the attempt is reserved as a failure before the
+/// hash (a right password then resets it), so a stolen access token cannot be used to guess
+/// the password.
 pub async fn confirm_password(core: &Core, user: &User, candidate: &str) -> Result<(), ApiError> {
     let email_key = user.email_key();
-    lockout::check(core, &email_key).await?;
+    lockout::reserve(core, &email_key).await?;
     let matches = match Password::parse(candidate) {
         Ok(candidate) => {
             core.hasher
@@ -189,9 +190,8 @@ pub async fn confirm_password(core: &Core, user: &User, candidate: &str) -> Resu
         Err(_) => false,
     };
     if matches {
-        Ok(())
+        lockout::reset(core, &email_key).await
     } else {
-        lockout::failed(core, &email_key).await?;
         Err(ApiError::WrongPassword)
     }
 }

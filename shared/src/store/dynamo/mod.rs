@@ -170,6 +170,18 @@ impl IntoStoreError for serde_dynamo::Error {
     }
 }
 
+impl IntoStoreError for time::error::Parse {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Backend(self.to_string())
+    }
+}
+
+impl IntoStoreError for base64::DecodeError {
+    fn into_store_error(self) -> StoreError {
+        StoreError::Backend(self.to_string())
+    }
+}
+
 impl IntoStoreError for aws_sdk_dynamodb::error::BuildError {
     fn into_store_error(self) -> StoreError {
         StoreError::Backend(self.to_string())

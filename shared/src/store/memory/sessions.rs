@@ -48,7 +48,7 @@ impl SessionStore for MemoryStore {
             .filter(|session| session.user_id == user)
             .cloned()
             .collect();
-        found.sort_by(|a, b| (b.last_used_at, b.id).cmp(&(a.last_used_at, a.id)));
+        found.sort_by_key(|s| std::cmp::Reverse((s.last_used_at, s.id)));
         Ok(found)
     }
 
