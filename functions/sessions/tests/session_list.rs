@@ -348,6 +348,27 @@ async fn an_admin_signing_out_another_user_ends_all_their_sessions() {
     }
     let listed = list(&app, &admin.token, &alice.uuid).await;
     assert_eq!(listed.body["data"], json!([]));
+    // One `sessions.ended`, with the csrAdmin as its actor.
+    let events = app
+        .events
+        .list_events(
+            alice.user_id(),
+            shared::domain::ListStart::Skip(0),
+            10,
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    let ended: Vec<_> = events
+        .iter()
+        .filter(|event| event.kind.as_str() == "sessions.ended")
+        .collect();
+    assert_eq!(ended.len(), 1, "{events:?}");
+    let actor = ended[0].actor.expect("an actor");
+    assert_eq!(
+        (actor.id.to_string(), actor.admin),
+        (admin.uuid.clone(), true)
+    );
     assert_eq!(get_user(&app, &admin.token, &admin.uuid).await.status, 200);
 }
 

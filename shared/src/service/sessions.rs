@@ -316,7 +316,8 @@ pub async fn end_other_sessions(
 ) -> Result<(), ApiError> {
     let user = sessions_owner(core, caller, owner).await?;
     let keep = (user.id == caller.user.id).then_some(caller.session.id);
-    users::update(core, user.id, keep, |user| {
+    // `sessions.ended`, by the caller, is written with it.
+    users::update_by(core, user.id, keep, &caller.cause(), |user| {
         users::revoke_all_sessions(user);
         Ok(())
     })
