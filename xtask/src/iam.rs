@@ -138,7 +138,11 @@ mod tests {
         };
         assert_eq!(
             queries("users"),
-            ["dynamodb:Query index/gsi1", "dynamodb:Query index/gsi2"]
+            [
+                "dynamodb:Query",
+                "dynamodb:Query index/gsi1",
+                "dynamodb:Query index/gsi2"
+            ]
         );
         assert_eq!(queries("diagnostic-reports"), ["dynamodb:Query"]);
     }

@@ -352,6 +352,7 @@ mod tests {
         let sign = |kid: Option<&str>, der: &[u8]| {
             let mut header = Header::new(Algorithm::EdDSA);
             header.kid = kid.map(str::to_owned);
+            header.typ = Some(TOKEN_TYPE.to_owned());
             jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der)).unwrap()
         };
         assert!(
