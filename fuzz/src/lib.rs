@@ -92,8 +92,13 @@ impl JwtTarget {
     pub fn new() -> Self {
         let secrets = shared::secrets::parse(&shared::secrets::generate_secrets_json())
             .expect("generated secrets parse");
-        let keys =
-            JwtKeys::new(&secrets.jwt_private_key_der, "fuzz-issuer", "fuzz-apps").expect("keys");
+        let keys = JwtKeys::new(
+            &secrets.jwt_private_key_der,
+            None,
+            "fuzz-issuer",
+            "fuzz-apps",
+        )
+        .expect("keys");
         let now = OffsetDateTime::now_utc();
         let (genuine, _) = keys.issue(
             UserId::new(),
