@@ -6,19 +6,18 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::ApiError;
 use crate::app::Core;
-use crate::domain::StoreError;
 use crate::domain::ids::{ReportId, UserId};
 use crate::domain::report::{
     CreatedReport, Description, FileName, ListedReport, NewReport, QUOTA_WINDOW,
     REPORTS_PER_WINDOW, Report, ReportQuota, ReportStart, ReportStorage, URL_LIFETIME, Upload,
 };
 use crate::domain::user::User;
+use crate::domain::{ListStart, StoreError};
 use crate::error::FieldErrors;
 use crate::service::paging;
 use crate::service::paging::{Page, Start};
@@ -110,13 +109,6 @@ pub enum Order {
     Desc,
 }
 
-/// What a cursor carries: the page it opens and the sort key of the last report before it.
-#[derive(Serialize, Deserialize)]
-struct CursorState {
-    page: u64,
-    after: String,
-}
-
 /// A parsed `GET /users/{userUUID}/diagnostic-reports` query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListQuery {
@@ -199,43 +191,27 @@ pub async fn list(
     if caller.id != owner && users::find_live(core, owner).await?.is_none() {
         return Err(ApiError::UserNotFound);
     }
-    let scope = query.scope(owner);
-    let (page, start) = match &query.start {
-        Start::Page(page) => {
-            let skip = (page - 1).saturating_mul(query.limit as u64);
-            (*page, ReportStart::Skip(skip))
-        }
-        Start::Cursor(cursor) => {
-            let state: CursorState = paging::open_cursor(&core.hmac_key, &scope, cursor)?;
-            (state.page, ReportStart::After(state.after))
-        }
-    };
     let total = core.reports.count_reports(owner).await?;
-    let past_the_end = matches!(start, ReportStart::Skip(skip) if skip >= total);
-    // One more than asked tells whether another page follows.
-    let mut reports = if past_the_end {
-        Vec::new()
-    } else {
-        core.reports
-            .list_reports(owner, start, query.limit + 1, query.order == Order::Asc)
-            .await?
-    };
-    let more = reports.len() > query.limit;
-    reports.truncate(query.limit);
-    let next_cursor = match reports.last() {
-        Some(last) if more => Some(paging::seal_cursor(
-            &core.hmac_key,
-            &scope,
-            &CursorState {
-                page: page.saturating_add(1),
-                after: last.sort_key(),
-            },
-        )),
-        _ => None,
-    };
+    let ascending = query.order == Order::Asc;
+    let page = paging::keyed_page(
+        &core.hmac_key,
+        &query.scope(owner),
+        &query.start,
+        query.limit,
+        total,
+        Report::sort_key,
+        |start, limit| {
+            let start = match start {
+                ListStart::Skip(count) => ReportStart::Skip(count),
+                ListStart::After(sort_key) => ReportStart::After(sort_key),
+            };
+            core.reports.list_reports(owner, start, limit, ascending)
+        },
+    )
+    .await?;
     let now = core.clock.now();
-    let mut items = Vec::with_capacity(reports.len());
-    for report in reports {
+    let mut items = Vec::with_capacity(page.items.len());
+    for report in page.items {
         let download_url = storage
             .presign_download(
                 &report.object_key(),
@@ -251,10 +227,10 @@ pub async fn list(
     }
     Ok(Page {
         items,
-        page,
-        limit: query.limit,
-        total,
-        next_cursor,
+        page: page.page,
+        limit: page.limit,
+        total: page.total,
+        next_cursor: page.next_cursor,
     })
 }
 
