@@ -84,7 +84,7 @@ async fn verify(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErr
 async fn logout(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let principal = app.core().authenticate(req, Access::Full).await?;
     let session_id = SessionId::parse(id).ok_or(ApiError::SessionIdDoesNotExist)?;
-    sessions::logout(app.core(), &principal.user, session_id).await?;
+    sessions::logout(app.core(), &principal, session_id).await?;
     Ok(http::no_content())
 }
 

@@ -76,7 +76,7 @@ async fn register(app: &impl MailContext, req: &Request) -> Result<Response, Api
         "email",
         email.as_ref().map(|_| ()).map_err(|m| m.to_string()),
     );
-    let password = Password::parse(&password);
+    let password = Password::parse_new(&password);
     check(
         "password",
         password.as_ref().map(|_| ()).map_err(Clone::clone),

@@ -142,6 +142,15 @@ impl Cause {
         }
     }
 
+    /// A change the user made themself outside any session: with a mailed link, or a login
+    /// that is not one yet.
+    pub fn user(id: UserId) -> Self {
+        Self {
+            actor: Some(Actor { id, admin: false }),
+            session: None,
+        }
+    }
+
     /// The events of a change from `previous` to `next` of one user, made now.
     pub fn events(&self, previous: &User, next: &User, now: OffsetDateTime) -> Vec<SecurityEvent> {
         // A microsecond apart, so that they list in the order they happened.

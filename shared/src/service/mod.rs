@@ -2,6 +2,7 @@
 //! types; route groups turn them into bodies.
 
 pub mod lockout;
+pub mod notices;
 pub mod paging;
 #[cfg(feature = "passkeys")]
 pub mod passkeys;

@@ -326,6 +326,6 @@ pub async fn finish_login(
         Err(StoreError::VersionConflict | StoreError::NotFound) => return Err(refused()),
         Err(other) => return Err(other.into()),
     }
-    let tokens = sessions::open(core, &user).await?;
+    let tokens = sessions::open_login(core, &user, None).await?;
     Ok((tokens, user))
 }

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::events::put_event;
 use super::users::UserItem;
 use super::{
     DynamoStore, backend, classify, key, n, parse_ts, put, s, to_item, transaction_error, ts,
@@ -15,6 +16,7 @@ use super::{
 use crate::domain::StoreError;
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore, VerificationLogs};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 
 fn token_pk(kind: TokenKind, hash: &str) -> String {
@@ -197,6 +199,7 @@ impl TokenStore for DynamoStore {
         now: OffsetDateTime,
         user: &User,
         previous: &User,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         if user.email_key() != previous.email_key() || user.status != previous.status {
             return Err(backend(
@@ -221,10 +224,13 @@ impl TokenStore for DynamoStore {
             "version = :v",
             Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
         )?;
+        let mut items = vec![use_token, save_user];
+        for event in events {
+            items.push(put_event(&self.table, event)?);
+        }
         self.client
             .transact_write_items()
-            .transact_items(use_token)
-            .transact_items(save_user)
+            .set_transact_items(Some(items))
             .send()
             .await
             .map_err(|error| {
