@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use shared::App;
-use shared::domain::ids::{SessionId, UserId};
+use shared::domain::ids::SessionId;
 use shared::domain::user::Status;
 use shared::security::jwt::Scope;
 use shared::service::sessions::{self, LoginOutcome};
