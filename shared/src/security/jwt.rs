@@ -427,7 +427,7 @@ mod tests {
         assert!(keys.verify(&new_token, now).is_some());
         assert!(keys.verify(&old_token, now).is_some());
         assert!(!keys.names_unknown_kid(&new_token));
-        let kid = jsonwebtoken::decode_header(&token(&keys, now)).unwrap().kid;
+        let kid = jsonwebtoken::decode_header(token(&keys, now)).unwrap().kid;
         assert_eq!(kid.as_deref(), Some(keys.current_kid().as_str()));
         assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 2);
     }
