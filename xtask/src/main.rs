@@ -16,6 +16,8 @@ mod faults_test;
 mod fuzz;
 mod iam;
 mod keys;
+#[cfg(test)]
+mod lifecycle_events_test;
 mod lint;
 mod localenv;
 #[cfg(test)]
