@@ -454,7 +454,13 @@ async fn pending_2fa_is_removed_without_a_code() {
     let view = two_factor_view(&app, &account).await;
     assert_eq!(
         view,
-        json!({"enabled": false, "mobileNumberLast4": null, "pending": false})
+        json!({
+            "enabled": false,
+            "mobileNumberLast4": null,
+            "pending": false,
+            "totp": false,
+            "recoveryCodesLeft": 0
+        })
     );
 }
 

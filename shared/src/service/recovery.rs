@@ -112,6 +112,7 @@ pub async fn reset(core: &Core, token: &str, password: &Password) -> Result<(), 
         {
             Ok(()) => {
                 core.lockouts.clear_lockout(&user.email_key()).await?;
+                crate::service::second_factor::forgive(core, user.id).await?;
                 tracing::info!(user = %user.id, "password reset by recovery link; sessions revoked");
                 return Ok(());
             }
