@@ -39,10 +39,9 @@ impl TotpSecret {
     /// The secret from the unpadded base32 a user types into an app; `None` unless it
     /// decodes to 20 bytes.
     pub fn from_base32(text: &str) -> Option<Self> {
-        Secret::Encoded(text.to_owned())
-            .to_bytes()
+        Secret::try_from_base32(text)
             .ok()
-            .and_then(|bytes| Self::from_bytes(&bytes))
+            .and_then(|secret| Self::from_bytes(secret.as_bytes()))
     }
 
     pub fn as_bytes(&self) -> &[u8; SECRET_BYTES] {
