@@ -135,7 +135,11 @@ async fn verify(app: &App, token: &str, code: &str) -> TestResponse {
 }
 
 async fn view(app: &App, account: &Account) -> Value {
-    let response = users(app, accounts::get_user_request(&account.token, &account.uuid)).await;
+    let response = users(
+        app,
+        accounts::get_user_request(&account.token, &account.uuid),
+    )
+    .await;
     assert_eq!(response.status, 200, "{}", response.text);
     response.body["data"]["twoFactorAuth"].clone()
 }
@@ -144,12 +148,7 @@ async fn view(app: &App, account: &Account) -> Value {
 async fn events(app: &App, account: &Account) -> Vec<(EventType, Option<bool>)> {
     let mut listed = app
         .events
-        .list_events(
-            account.user_id(),
-            ListStart::Skip(0),
-            100,
-            app.clock.now(),
-        )
+        .list_events(account.user_id(), ListStart::Skip(0), 100, app.clock.now())
         .await
         .unwrap();
     listed.reverse();
@@ -220,7 +219,10 @@ async fn an_app_enrolled_with_the_password_is_activated_by_its_code_and_complete
     assert_eq!(secret.len(), 32);
     let uri = response.body["data"]["otpauthUri"].as_str().unwrap();
     let label = account.email.replace('@', "%40").replace('+', "%2B");
-    assert!(uri.starts_with(&format!("otpauth://totp/Kuri:{label}?")), "{uri}");
+    assert!(
+        uri.starts_with(&format!("otpauth://totp/Kuri:{label}?")),
+        "{uri}"
+    );
     assert!(uri.contains(&format!("secret={secret}")) && uri.contains("issuer=Kuri"));
     // Stored only sealed, and a pending app is not shown.
     let profile = stored_item(&app, &account.uuid, "PROFILE").await.unwrap();
@@ -460,7 +462,11 @@ async fn a_recovery_code_logs_in_once_and_ends_the_live_text() {
     let phone = enable_number(&app, &account).await;
     let codes = generate_codes(&app, &account).await;
     assert_eq!(codes.len(), 10);
-    assert!(codes.iter().all(|code| code.len() == 11 && &code[5..6] == "-"));
+    assert!(
+        codes
+            .iter()
+            .all(|code| code.len() == 11 && &code[5..6] == "-")
+    );
     let profile = stored_item(&app, &account.uuid, "PROFILE").await.unwrap();
     assert!(!format!("{profile:?}").contains(&codes[0][..5]));
     assert_eq!(view(&app, &account).await["recoveryCodesLeft"], 10);
@@ -527,9 +533,14 @@ async fn removing_the_last_factor_takes_a_code_deletes_the_codes_and_mails_the_n
         .await
         .assert_error(400, "Code is required.");
     let code = code_now(&app, &secret);
-    delete(&app, &account.token, &path, Some(json!({"code": wrong(&code)})))
-        .await
-        .assert_error(400, CODE_NOT_VALID);
+    delete(
+        &app,
+        &account.token,
+        &path,
+        Some(json!({"code": wrong(&code)})),
+    )
+    .await
+    .assert_error(400, CODE_NOT_VALID);
     let response = delete(&app, &account.token, &path, Some(json!({"code": code}))).await;
     assert_eq!(response.status, 204, "{}", response.text);
 
@@ -590,7 +601,11 @@ async fn the_app_is_removed_with_a_texted_code_keeping_the_number_and_the_codes(
     assert_eq!(response.status, 204, "{}", response.text);
     let shown = view(&app, &account).await;
     assert_eq!(
-        (&shown["enabled"], &shown["totp"], &shown["recoveryCodesLeft"]),
+        (
+            &shown["enabled"],
+            &shown["totp"],
+            &shown["recoveryCodesLeft"]
+        ),
         (&json!(true), &json!(false), &json!(10))
     );
     let events = events(&app, &account).await;
@@ -613,12 +628,21 @@ async fn removing_ones_number_takes_an_app_code_and_leaves_the_app() {
     assert_eq!(response.status, 204, "{}", response.text);
     let shown = view(&app, &account).await;
     assert_eq!(
-        (&shown["enabled"], &shown["totp"], &shown["mobileNumberLast4"]),
+        (
+            &shown["enabled"],
+            &shown["totp"],
+            &shown["mobileNumberLast4"]
+        ),
         (&json!(true), &json!(true), &Value::Null)
     );
     let mails = testkit::emails_to(&account.email).await;
     assert_eq!(mails.len(), 1);
-    assert!(mails[0]["body"].as_str().unwrap().contains("the phone number"));
+    assert!(
+        mails[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("the phone number")
+    );
 }
 
 #[tokio::test]
@@ -684,10 +708,26 @@ async fn the_routes_keep_the_sections_common_rules() {
     let admin = accounts::admin(&app).await;
     let uuid = &owner.uuid;
     let routes = [
-        ("POST", format!("/users/{uuid}/totp"), json!({"currentPassword": PASSWORD})),
-        ("POST", format!("/users/{uuid}/totp/verify"), json!({"code": "123456"})),
-        ("DELETE", format!("/users/{uuid}/totp"), json!({"code": "123456"})),
-        ("POST", format!("/users/{uuid}/recovery-codes"), json!({"currentPassword": PASSWORD})),
+        (
+            "POST",
+            format!("/users/{uuid}/totp"),
+            json!({"currentPassword": PASSWORD}),
+        ),
+        (
+            "POST",
+            format!("/users/{uuid}/totp/verify"),
+            json!({"code": "123456"}),
+        ),
+        (
+            "DELETE",
+            format!("/users/{uuid}/totp"),
+            json!({"code": "123456"}),
+        ),
+        (
+            "POST",
+            format!("/users/{uuid}/recovery-codes"),
+            json!({"currentPassword": PASSWORD}),
+        ),
     ];
     for (method, path, body) in &routes {
         let send = |token: &str| {
@@ -711,9 +751,14 @@ async fn the_routes_keep_the_sections_common_rules() {
         let missing = post(&app, &owner.token, &path, json!({})).await;
         assert_eq!(missing.status, 400, "{}", missing.text);
         assert!(missing.body["error"]["fields"]["currentPassword"].is_array());
-        post(&app, &owner.token, &path, json!({"currentPassword": "not it at all"}))
-            .await
-            .assert_error(401, "Password is incorrect.");
+        post(
+            &app,
+            &owner.token,
+            &path,
+            json!({"currentPassword": "not it at all"}),
+        )
+        .await
+        .assert_error(401, "Password is incorrect.");
     }
     post(
         &app,
@@ -755,7 +800,10 @@ async fn the_routes_keep_the_sections_common_rules() {
         let path = path.replace(uuid, &with_factor.uuid);
         let response = two_factor(
             &app,
-            request(method, &path).bearer(&token).json(body.clone()).build(),
+            request(method, &path)
+                .bearer(&token)
+                .json(body.clone())
+                .build(),
         )
         .await;
         response.assert_error(401, "Invalid token");
