@@ -79,7 +79,12 @@ async fn enrol(app: &App, account: &Account, typed_number: &str) -> TestResponse
             &format!("/users/{}/pending-two-factor-auth", account.uuid),
         )
         .bearer(&account.token)
-        .json(json!({"mobileNumber": typed_number, "mobileCountryCode": 1}))
+        // The password is needed only to replace a verified number, and accepted always.
+        .json(json!({
+            "mobileNumber": typed_number,
+            "mobileCountryCode": 1,
+            "currentPassword": PASSWORD
+        }))
         .build(),
     )
     .await
