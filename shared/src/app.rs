@@ -27,6 +27,7 @@ use crate::notify::memory::{MemoryCodeSender, MemoryMailer};
 use crate::secrets::{ReloadCause, Secrets};
 use crate::security::jwt::{Claims, JwtKeys, Scope};
 use crate::security::password::{HashParams, PasswordHasherService};
+use crate::security::secretbox::SecretBox;
 use crate::store::dynamo::DynamoStore;
 use crate::store::memory::{MemoryReportStorage, MemoryStore};
 use crate::{ApiError, http};
@@ -46,6 +47,8 @@ pub struct Core {
     pub hasher: PasswordHasherService,
     pub jwt: Arc<JwtKeys>,
     pub hmac_key: Arc<[u8]>,
+    /// Seals authenticator-app secrets (the secret store's TOTP key).
+    pub totp_box: Arc<SecretBox>,
     pub clock: Clock,
     /// Where a warm environment reads its secret again (a key rotation without a cold start);
     /// `None` keeps the keys it was built with (the dev server, most tests).
@@ -132,6 +135,7 @@ impl Core {
             hasher,
             jwt: Arc::new(jwt),
             hmac_key: secrets.hmac_key.clone().into(),
+            totp_box: Arc::new(SecretBox::new(&secrets.totp_key)),
             clock,
             key_reload: None,
         })
@@ -294,6 +298,15 @@ pub struct SmsApp {
     pub sms: Arc<dyn CodeSender>,
 }
 
+/// The core, a code sender and a mailer: `two-factor`, which texts codes and mails the
+/// security notice after a second factor is removed.
+#[derive(Clone)]
+pub struct TwoFactorApp {
+    pub core: Core,
+    pub sms: Arc<dyn CodeSender>,
+    pub mailer: Arc<dyn Mailer>,
+}
+
 /// The core and the report files: `diagnostic-reports`.
 #[derive(Clone)]
 pub struct ReportsApp {
@@ -305,13 +318,28 @@ pub struct ReportsApp {
 impl FromEnv for MailApp {
     async fn from_env() -> Result<Self, StartupError> {
         let (core, aws) = Core::from_env().await?;
-        let mailer = crate::notify::ses::SesMailer::new(
-            aws_sdk_ses::Client::new(&aws),
-            core.config.mail_from.clone(),
-        );
+        let mailer = ses_mailer(&core.config, &aws);
         Ok(Self {
             core,
             mailer: Arc::new(mailer),
+        })
+    }
+}
+
+#[cfg(feature = "ses")]
+fn ses_mailer(config: &Config, aws: &aws_config::SdkConfig) -> crate::notify::ses::SesMailer {
+    crate::notify::ses::SesMailer::new(aws_sdk_ses::Client::new(aws), config.mail_from.clone())
+}
+
+#[cfg(all(feature = "ses", feature = "sns"))]
+impl FromEnv for TwoFactorApp {
+    async fn from_env() -> Result<Self, StartupError> {
+        let (core, aws) = Core::from_env().await?;
+        let sms = crate::notify::sns::SnsCodeSender::new(aws_sdk_sns::config::Builder::from(&aws));
+        Ok(Self {
+            mailer: Arc::new(ses_mailer(&core.config, &aws)),
+            sms: Arc::new(sms),
+            core,
         })
     }
 }
@@ -377,6 +405,24 @@ impl SmsContext for SmsApp {
     }
 }
 
+impl Context for TwoFactorApp {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl SmsContext for TwoFactorApp {
+    fn sms(&self) -> &dyn CodeSender {
+        &*self.sms
+    }
+}
+
+impl MailContext for TwoFactorApp {
+    fn mailer(&self) -> &dyn Mailer {
+        &*self.mailer
+    }
+}
+
 impl Context for ReportsApp {
     fn core(&self) -> &Core {
         &self.core
@@ -413,10 +459,7 @@ impl App {
     pub async fn from_env() -> Result<Self, StartupError> {
         let (core, aws) = Core::from_env().await?;
         Ok(Self {
-            mailer: Arc::new(crate::notify::ses::SesMailer::new(
-                aws_sdk_ses::Client::new(&aws),
-                core.config.mail_from.clone(),
-            )),
+            mailer: Arc::new(ses_mailer(&core.config, &aws)),
             sms: Arc::new(crate::notify::sns::SnsCodeSender::new(
                 aws_sdk_sns::config::Builder::from(&aws),
             )),

@@ -91,6 +91,13 @@ const MATRIX: &[(&str, [u16; 11])] = &[
     // Acts on the caller; a wrong code matters only to the 2fa caller, whose 2FA is enabled.
     ("DELETE /users/two-factor-auth",                  [401, 401, 401, 401, 400, 401, 401, 401, 204, 204, 204]),
     ("DELETE /users/{uuid}/two-factor-auth",           [401, 401, 401, 401, 401, 401, 401, 401, 403, 403, 204]),
+    // The authenticator app and recovery codes are for oneself only, a csrAdmin included,
+    // but a csrAdmin may remove anyone's app (the owner has none: its 404).
+    ("POST /users/{uuid}/totp",                        [401, 401, 401, 401, 401, 401, 401, 401, 403, 201, 403]),
+    ("POST /users/{uuid}/totp/verify",                 [401, 401, 401, 401, 401, 401, 401, 401, 403, 404, 403]),
+    ("DELETE /users/{uuid}/totp",                      [401, 401, 401, 401, 401, 401, 401, 401, 403, 404, 404]),
+    // The owner has no second factor to back up.
+    ("POST /users/{uuid}/recovery-codes",              [401, 401, 401, 401, 401, 401, 401, 401, 403, 400, 403]),
     ("POST /users/recover-password",                   [201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201]),
     // An unknown token.
     ("GET /users/recover-password/verify/{token}",     [400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400]),
@@ -185,6 +192,12 @@ fn request_for(route: &str, cell: &Cell) -> TestRequest {
         | "GET /users/{uuid}/passkeys"
         | "GET /users/{uuid}/sessions"
         | "DELETE /users/{uuid}/sessions" => request(path.replace("{uuid}", uuid)),
+        "POST /users/{uuid}/totp" | "POST /users/{uuid}/recovery-codes" => {
+            request(path.replace("{uuid}", uuid)).json(json!({"currentPassword": PASSWORD}))
+        }
+        "POST /users/{uuid}/totp/verify" | "DELETE /users/{uuid}/totp" => {
+            request(path.replace("{uuid}", uuid)).json(json!({"code": "000000"}))
+        }
         "POST /users/{uuid}/passkeys/registration-options" => {
             request(path.replace("{uuid}", uuid)).json(json!({"currentPassword": PASSWORD}))
         }

@@ -59,7 +59,7 @@ async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErro
             let token = sessions::two_factor_token(app.core(), &user, &session);
             Ok(http::data(
                 StatusCode::CREATED,
-                views::two_factor_login(&token, session.id),
+                views::two_factor_login(&token, session.id, &user),
             ))
         }
     }

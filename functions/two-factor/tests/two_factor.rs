@@ -79,7 +79,12 @@ async fn enrol(app: &App, account: &Account, typed_number: &str) -> TestResponse
             &format!("/users/{}/pending-two-factor-auth", account.uuid),
         )
         .bearer(&account.token)
-        .json(json!({"mobileNumber": typed_number, "mobileCountryCode": 1}))
+        // The password is needed only to replace a verified number, and accepted always.
+        .json(json!({
+            "mobileNumber": typed_number,
+            "mobileCountryCode": 1,
+            "currentPassword": PASSWORD
+        }))
         .build(),
     )
     .await
@@ -454,7 +459,13 @@ async fn pending_2fa_is_removed_without_a_code() {
     let view = two_factor_view(&app, &account).await;
     assert_eq!(
         view,
-        json!({"enabled": false, "mobileNumberLast4": null, "pending": false})
+        json!({
+            "enabled": false,
+            "mobileNumberLast4": null,
+            "pending": false,
+            "totp": false,
+            "recoveryCodesLeft": 0
+        })
     );
 }
 

@@ -71,6 +71,19 @@ const EMAIL_CHANGED: Template = Template {
     html: include_str!("../../templates/email-changed.html"),
 };
 
+const SECOND_FACTOR_REMOVED: Template = Template {
+    subject: include_str!("../../templates/second-factor-removed.subject.txt"),
+    text: include_str!("../../templates/second-factor-removed.txt"),
+    html: include_str!("../../templates/second-factor-removed.html"),
+};
+
+/// A second factor a notice can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovedFactor {
+    PhoneNumber,
+    AuthenticatorApp,
+}
+
 impl Mail {
     /// The security notice after the password of the account at `to` was changed (no link,
     /// no token).
@@ -88,6 +101,24 @@ impl Mail {
     /// (no link, no token, and not the new address).
     pub fn email_changed(old_address: &str) -> Self {
         Self::render(&EMAIL_CHANGED, old_address, &[("email", old_address)])
+    }
+
+    /// The security notice after `factors` were removed from the account at `to` (no link,
+    /// no token).
+    pub fn second_factor_removed(to: &str, factors: &[RemovedFactor]) -> Self {
+        let names: Vec<&str> = factors
+            .iter()
+            .map(|factor| match factor {
+                RemovedFactor::PhoneNumber => "the phone number",
+                RemovedFactor::AuthenticatorApp => "the authenticator app",
+            })
+            .collect();
+        let factor = names.join(" and ");
+        Self::render(
+            &SECOND_FACTOR_REMOVED,
+            to,
+            &[("factor", &factor), ("email", to)],
+        )
     }
 
     /// The security notice after a passkey was added to the account at `to` (no link, no
@@ -249,6 +280,21 @@ mod tests {
             }
             assert!(mail.text.contains("a@example.com") && mail.html.contains("a@example.com"));
             assert!(!mail.subject.contains('\n') && !mail.subject.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_second_factor_notice_names_what_was_removed_and_carries_no_link() {
+        let both = [RemovedFactor::PhoneNumber, RemovedFactor::AuthenticatorApp];
+        let mail = Mail::second_factor_removed("a@example.com", &both);
+        assert!(
+            mail.text
+                .contains(": the phone number and the authenticator app.")
+        );
+        let app = Mail::second_factor_removed("a@example.com", &both[1..]);
+        assert!(app.html.contains("<strong>the authenticator app</strong>"));
+        for part in [&mail.subject, &mail.text, &mail.html] {
+            assert!(!part.contains("{{") && !part.contains("http") && !part.contains("token"));
         }
     }
 

@@ -191,10 +191,17 @@ pub fn changes(previous: &User, next: &User) -> Vec<EventType> {
     if next.password_hash != previous.password_hash {
         kinds.push(EventType::PasswordChanged);
     }
-    if next.mobile.is_some() && previous.mobile.is_none() {
+    // `two_factor.*` is any second factor: the first one active, or the last one gone.
+    if next.totp_enabled() && !previous.totp_enabled() {
+        kinds.push(EventType::TotpEnabled);
+    }
+    if next.two_factor_enabled() && !previous.two_factor_enabled() {
         kinds.push(EventType::TwoFactorEnabled);
     }
-    if next.mobile.is_none() && previous.mobile.is_some() {
+    if !next.totp_enabled() && previous.totp_enabled() {
+        kinds.push(EventType::TotpDisabled);
+    }
+    if !next.two_factor_enabled() && previous.two_factor_enabled() {
         kinds.push(EventType::TwoFactorDisabled);
     }
     if next.roles != previous.roles {

@@ -120,6 +120,7 @@ pub async fn reset(
         {
             Ok(()) => {
                 core.lockouts.clear_lockout(&user.email_key()).await?;
+                crate::service::second_factor::forgive(core, user.id).await?;
                 tracing::info!(user = %user.id, "password reset by recovery link; sessions revoked");
                 notices::send(mailer, &user, Mail::password_reset(&user.email)).await;
                 return Ok(());

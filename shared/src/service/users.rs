@@ -54,6 +54,7 @@ pub async fn register(core: &Core, new: NewUser) -> Result<User, ApiError> {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at: now,
         updated_at: now,
     };
@@ -322,8 +323,7 @@ pub async fn change_profile(
 pub async fn soft_delete(core: &Core, id: UserId, cause: &Cause) -> Result<User, ApiError> {
     let user = update_by(core, id, None, cause, |user| {
         user.status = Status::Deleted;
-        user.mobile = None;
-        user.pending_mobile = None;
+        user.clear_second_factors();
         revoke_all_sessions(user);
         Ok(())
     })

@@ -142,6 +142,9 @@ pub fn with_secrets(app: &App, secrets_json: &str) -> App {
     let mut rotated = app.clone();
     rotated.core.jwt = Arc::new(jwt);
     rotated.core.hmac_key = secrets.hmac_key.into();
+    rotated.core.totp_box = Arc::new(crate::security::secretbox::SecretBox::new(
+        &secrets.totp_key,
+    ));
     rotated
 }
 

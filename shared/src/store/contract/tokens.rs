@@ -38,6 +38,7 @@ fn user(email: &str) -> User {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at: now,
         updated_at: now,
     }

@@ -1,5 +1,6 @@
-//! `CodeStore` on DynamoDB: `USER#<uuid>`/`CODE` holds the user's one code and
-//! `USER#<uuid>`/`SMSLIMIT` the user's recent send times (see `docs/data-model.md`).
+//! `CodeStore` on DynamoDB: `USER#<uuid>`/`CODE` holds the user's one code,
+//! `USER#<uuid>`/`SMSLIMIT` the user's recent send times and `USER#<uuid>`/`FACTORGUARD` the
+//! counts of wrong second-factor codes (see `docs/data-model.md`).
 
 use std::collections::HashMap;
 
@@ -10,17 +11,19 @@ use time::OffsetDateTime;
 
 use super::users::UserItem;
 use super::{
-    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, s, to_item,
+    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, put_event, s, to_item,
     transaction_error, ts, user_pk,
 };
 use crate::domain::StoreError;
-use crate::domain::code::{CodeChange, CodeStore, OneTimeCode, SmsLog};
+use crate::domain::code::{CodeChange, CodeStore, FactorGuard, OneTimeCode, SmsLog};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 
 const CODE_SK: &str = "CODE";
 const SMS_LOG_SK: &str = "SMSLIMIT";
 const SMS_DAY_SK: &str = "COUNT";
+const GUARD_SK: &str = "FACTORGUARD";
 
 /// The service-wide counter of one UTC day's texts.
 fn sms_day_pk(day: &str) -> String {
@@ -77,6 +80,21 @@ struct SmsLogItem {
     sent_at: Vec<String>,
     version: u64,
     ttl: i64,
+}
+
+/// No TTL: the consecutive count lasts until a right code, a password reset or a csrAdmin's
+/// 2FA removal, and the last accepted step as long as the app.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FactorGuardItem {
+    pk: String,
+    sk: String,
+    user_id: UserId,
+    window_start: Option<String>,
+    window_failures: u32,
+    consecutive_failures: u32,
+    last_step: Option<u64>,
+    version: u64,
 }
 
 impl DynamoStore {
@@ -198,6 +216,7 @@ impl CodeStore for DynamoStore {
         user: &User,
         previous: &User,
         change: CodeChange<'_>,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         if user.email_key() != previous.email_key() || user.status != previous.status {
             return Err(backend(
@@ -210,10 +229,14 @@ impl CodeStore for DynamoStore {
             "version = :v",
             Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
         )?;
+        // The user and the code are items 0 and 1, which the errors below name.
+        let mut items = vec![save_user, self.code_write(user.id, change)?];
+        for event in events {
+            items.push(put_event(&self.table, event)?);
+        }
         self.client
             .transact_write_items()
-            .transact_items(save_user)
-            .transact_items(self.code_write(user.id, change)?)
+            .set_transact_items(Some(items))
             .send()
             .await
             .map_err(|error| {
@@ -307,6 +330,41 @@ impl CodeStore for DynamoStore {
             version: log.version,
             // The limits look back one hour; after that the log says nothing.
             ttl: last.map_or(0, |at| (at + time::Duration::hours(1)).unix_timestamp()),
+        };
+        self.put_versioned(to_item(&item)?, expected_version).await
+    }
+
+    async fn get_factor_guard(&self, user: UserId) -> Result<Option<FactorGuard>, StoreError> {
+        let Some(item) = self
+            .get_consistent::<FactorGuardItem>(user_pk(user), GUARD_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(FactorGuard {
+            user_id: item.user_id,
+            window_start: item.window_start.as_deref().map(parse_ts).transpose()?,
+            window_failures: item.window_failures,
+            consecutive_failures: item.consecutive_failures,
+            last_step: item.last_step,
+            version: item.version,
+        }))
+    }
+
+    async fn put_factor_guard(
+        &self,
+        guard: &FactorGuard,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let item = FactorGuardItem {
+            pk: user_pk(guard.user_id),
+            sk: GUARD_SK.into(),
+            user_id: guard.user_id,
+            window_start: guard.window_start.map(ts),
+            window_failures: guard.window_failures,
+            consecutive_failures: guard.consecutive_failures,
+            last_step: guard.last_step,
+            version: guard.version,
         };
         self.put_versioned(to_item(&item)?, expected_version).await
     }

@@ -14,7 +14,9 @@ use super::{
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::security_event::SecurityEvent;
-use crate::domain::user::{Role, Status, User, UserPartition, UserStore, user_sort_key};
+use crate::domain::user::{
+    AppFactors, Role, Status, User, UserPartition, UserStore, user_sort_key,
+};
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +39,13 @@ pub(super) struct UserItem {
     session_epoch: u64,
     mobile: Option<String>,
     pending_mobile: Option<String>,
+    /// Sealed authenticator-app secrets and recovery-code HMACs (absent on older items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    totp_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_totp_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recovery_codes: Vec<String>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +81,9 @@ impl UserItem {
             session_epoch: user.session_epoch,
             mobile: user.mobile.clone(),
             pending_mobile: user.pending_mobile.clone(),
+            totp_secret: user.factors.totp_secret.clone(),
+            pending_totp_secret: user.factors.pending_totp_secret.clone(),
+            recovery_codes: user.factors.recovery_codes.clone(),
             created_at: ts(user.created_at),
             updated_at: ts(user.updated_at),
             gsi1pk: live.then(|| format!("USERSTATUS#{}", user.status.as_str())),
@@ -98,6 +110,11 @@ impl UserItem {
             session_epoch: self.session_epoch,
             mobile: self.mobile,
             pending_mobile: self.pending_mobile,
+            factors: AppFactors {
+                totp_secret: self.totp_secret,
+                pending_totp_secret: self.pending_totp_secret,
+                recovery_codes: self.recovery_codes,
+            },
             created_at: parse_ts(&self.created_at)?,
             updated_at: parse_ts(&self.updated_at)?,
         })
