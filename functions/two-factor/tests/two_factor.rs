@@ -247,7 +247,7 @@ async fn login_with_2fa_needs_the_texted_code() {
     keys.sort();
     assert_eq!(
         keys,
-        ["sessionUUID", "token", "twoFactorRequired"],
+        ["methods", "sessionUUID", "token", "twoFactorRequired"],
         "{data}"
     );
     assert!(data["sessionUUID"].is_string());

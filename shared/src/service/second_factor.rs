@@ -147,7 +147,8 @@ async fn reserve(
     windowed: bool,
     other: bool,
 ) -> Result<Reservation, ApiError> {
-    for _ in 0..10 {
+    // Each racing check can lose to every other one once.
+    for _ in 0..100 {
         let stored = core.codes.get_factor_guard(user).await?;
         let expected = stored.as_ref().map(|guard| guard.version);
         let mut guard = stored.unwrap_or_else(|| FactorGuard::new(user));
@@ -180,7 +181,7 @@ async fn release(
     step: Option<u64>,
 ) -> Result<(), ApiError> {
     let mut current = reservation.guard.clone();
-    for _ in 0..10 {
+    for _ in 0..100 {
         let mut next = current.clone();
         if let Some(step) = step {
             if next.last_step.is_some_and(|last| last >= step) {
