@@ -446,9 +446,14 @@ async fn a_hundred_consecutive_wrong_codes_refuse_every_code_until_a_password_re
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
-    shared::service::recovery::reset(&app, &reset_token, &Password::parse(PASSWORD).unwrap())
-        .await
-        .unwrap();
+    shared::service::recovery::reset(
+        &app,
+        &*app.mailer,
+        &reset_token,
+        &Password::parse(PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
     app.clock.advance(STEP);
     let token = login_token(&app, &account).await;
     let response = verify(&app, &token, &code_now(&app, &secret)).await;
