@@ -791,7 +791,11 @@ async fn past_five_texts_an_hour_a_2fa_login_texts_nothing_but_answers_the_same(
         .map(String::as_str)
         .collect();
     keys.sort();
-    assert_eq!(keys, ["sessionUUID", "token", "twoFactorRequired"]);
+    assert_eq!(
+        keys,
+        ["methods", "sessionUUID", "token", "twoFactorRequired"]
+    );
+    assert_eq!(data["methods"], json!(["sms"]));
     assert_eq!(codes_texted_to(&phone).await.len(), 5);
     assert_eq!(sms_log_len(&app, &account.uuid).await, 5);
 }
