@@ -12,7 +12,7 @@ use shared::error::FieldErrors;
 use shared::http;
 use shared::http::views;
 use shared::http::{Response, Route};
-use shared::service::{second_factor, totp, two_factor};
+use shared::service::{totp, two_factor, users};
 use shared::{Access, ApiError, MailContext, Principal, SmsContext};
 
 /// The group texts codes and mails the notice after a second factor is removed.
@@ -102,7 +102,7 @@ async fn enrol(app: &impl TwoFactorContext, req: &Request, id: &str) -> Result<R
     let replacing = principal.user.mobile.is_some();
     let phone = body.phone(replacing)?;
     if replacing {
-        second_factor::confirm_current_password(
+        users::confirm_current_password(
             app.core(),
             &principal.user,
             body.current_password.as_deref(),

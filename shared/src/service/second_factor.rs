@@ -274,19 +274,6 @@ pub fn drop_recovery_codes_without_factor(user: &mut User) {
     }
 }
 
-/// `currentPassword` must be the caller's password: a field error when missing, 401
-/// "Password is incorrect." when wrong, which counts as a failed login of their email.
-pub async fn confirm_current_password(
-    core: &Core,
-    user: &User,
-    current_password: Option<&str>,
-) -> Result<(), ApiError> {
-    let candidate = current_password
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::field("currentPassword", "Is required."))?;
-    users::confirm_password(core, user, candidate).await
-}
-
 /// Applies `change` to the live user and saves it, in one transaction, with `code` applied to
 /// the user's texted code (when given) and the events: first those `change` returns, then
 /// those of what changed ([`Cause::events`]). Retried on a concurrent write, `change` seeing

@@ -29,7 +29,7 @@ pub async fn enrol(
     current_password: Option<&str>,
 ) -> Result<Enrolment, ApiError> {
     let user = &principal.user;
-    second_factor::confirm_current_password(core, user, current_password).await?;
+    users::confirm_current_password(core, user, current_password).await?;
     if user.totp_enabled() {
         return Err(ApiError::TotpAlreadyEnabled);
     }
@@ -143,7 +143,7 @@ pub async fn generate_recovery_codes(
     current_password: Option<&str>,
 ) -> Result<Vec<String>, ApiError> {
     let user = &principal.user;
-    second_factor::confirm_current_password(core, user, current_password).await?;
+    users::confirm_current_password(core, user, current_password).await?;
     if !user.two_factor_enabled() {
         return Err(ApiError::TwoFactorNotEnabled);
     }

@@ -183,6 +183,20 @@ pub async fn confirm_password(core: &Core, user: &User, candidate: &str) -> Resu
     confirm_password_by(core, user, candidate, &Cause::user(user.id)).await
 }
 
+/// `currentPassword` must be the caller's password: a field error when missing, 401
+/// "Password is incorrect." when wrong, which counts as a failed login of their email (as
+/// [`confirm_password`]).
+pub async fn confirm_current_password(
+    core: &Core,
+    user: &User,
+    current_password: Option<&str>,
+) -> Result<(), ApiError> {
+    let candidate = current_password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::field("currentPassword", "Is required."))?;
+    confirm_password(core, user, candidate).await
+}
+
 /// [`confirm_password`] asked by `cause` (the caller and their session), which a failure's
 /// events record.
 pub async fn confirm_password_by(
