@@ -30,6 +30,17 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
             started
         });
 
+        // A whole run ends with Schemathesis: installing it now overlaps with fmt and clippy,
+        // and a registry that cannot be reached fails the run before the tests, not after.
+        let schemathesis_root = root.clone();
+        let whole_run = nextest_args.is_empty();
+        let mut schemathesis = tokio::spawn(async move {
+            if whole_run {
+                crate::schemathesis::install(&schemathesis_root).await?;
+            }
+            Ok::<_, crate::Error>(())
+        });
+
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         // For a quick filtered run while working; CI and a plain `cargo xtask test` never set it.
         let quick = !nextest_args.is_empty() && std::env::var_os(QUICK_VAR).is_some();
@@ -70,6 +81,21 @@ pub fn run(nextest_args: Vec<String>) -> Result<ExitCode> {
                 return Ok(ExitCode::from(stop.exit_code()));
             }
         };
+        let installed = tokio::select! {
+            installed = &mut schemathesis => installed
+                .map_err(|e| format!("the Schemathesis install did not finish: {e}"))?,
+            stop = signals.recv() => {
+                schemathesis.abort();
+                stack.stop().await;
+                return Ok(ExitCode::from(stop.exit_code()));
+            }
+        };
+        if let Err(error) = installed {
+            stack.stop().await;
+            return Err(
+                format!("Schemathesis, which the run ends with, did not install: {error}").into(),
+            );
+        }
         // Every AWS request of a function in the tests is recorded for the local IAM check.
         let iam_record = root.join(".localaws/iam-actions.txt");
         std::fs::write(&iam_record, "")?;

@@ -123,7 +123,7 @@ async fn serve_and_test(root: &Path, table: &str) -> Result<ExitCode> {
 
 /// Installs Schemathesis into its own venv (its dependencies are not moto's) unless this
 /// version is there already.
-async fn install(root: &Path) -> Result<PathBuf> {
+pub(crate) async fn install(root: &Path) -> Result<PathBuf> {
     let local = root.join(".localaws");
     std::fs::create_dir_all(&local)?;
     let _lock = InstallLock::acquire(&local.join("install-schemathesis.lock")).await?;

@@ -377,24 +377,64 @@ fn log_tail(log: &Path) -> String {
 }
 
 /// Installs `packages` into the Python venv at `venv`, creating it first if needed; the output
-/// of both goes to `log`.
+/// of both goes to `log`. A registry can fail for a moment (a reset connection, a 5xx from a
+/// mirror), so pip is tried up to three times, each attempt's output kept in the log; a last
+/// failure says how much disk is left, as a full disk leaves pip nothing to write, not even
+/// its error.
 pub(crate) async fn pip_install(venv: &Path, packages: &[&str], log: &Path) -> Result<()> {
+    const ATTEMPTS: u32 = 3;
     if !venv.join("bin/python").exists() {
         run_logged(command("python3").args(["-m", "venv"]).arg(venv), log).await?;
     }
-    run_logged(
-        command(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-            ])
-            .args(packages),
-        log,
+    let mut attempt = 1;
+    loop {
+        let attempt_log = log.with_extension(format!("attempt{attempt}.log"));
+        let outcome = run_logged(
+            command(venv.join("bin/python"))
+                .args(["-m", "pip", "install", "--disable-pip-version-check"])
+                .args(packages),
+            &attempt_log,
+        )
+        .await;
+        let _ = std::fs::rename(&attempt_log, log);
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt == ATTEMPTS => {
+                return Err(
+                    format!("{error}\n(after {ATTEMPTS} attempts; {})", free_space(venv)).into(),
+                );
+            }
+            Err(error) => {
+                println!(
+                    "xtask: pip install failed (attempt {attempt} of {ATTEMPTS}), trying again: {error}"
+                );
+                tokio::time::sleep(Duration::from_secs(10 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// How much space the file system holding `path` has left, for an install's error message.
+fn free_space(path: &Path) -> String {
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let Ok(c_path) = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()) else {
+        return "free space unknown".into();
+    };
+    // SAFETY: statvfs fills the zeroed struct we own from a NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return "free space unknown".into();
+    }
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    format!(
+        "{} MiB free on the file system of {}",
+        free / (1024 * 1024),
+        existing.display()
     )
-    .await
 }
 
 /// An exclusive `flock` on a file, released when dropped (or when the process dies).

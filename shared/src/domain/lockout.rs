@@ -33,14 +33,17 @@ pub trait LockoutStore: Send + Sync {
 
     async fn clear_lockout(&self, email_key: &str) -> Result<(), StoreError>;
 
-    /// [`LockoutStore::put_lockout`], recording `events` in the same write. It is one
-    /// transaction whether or not there are events, so that a login attempt of an unknown
-    /// email (no account, no event) costs what one of an existing account does.
+    /// [`LockoutStore::put_lockout`], recording `events` in the same write. `decoys` are
+    /// written in it too, as events of a user id no account has, kept an hour and never read:
+    /// an attempt on an unknown email (no account, no event) passes decoys of the events an
+    /// account's attempt would record, so its write has the same shape and costs the same
+    /// time. A store that no one times may leave them out.
     async fn put_lockout_recording(
         &self,
         lockout: &Lockout,
         expected_version: Option<u64>,
         events: &[SecurityEvent],
+        decoys: &[SecurityEvent],
     ) -> Result<(), StoreError>;
 
     /// Clears the lockout and deletes `events` (recorded with the attempt that turned out

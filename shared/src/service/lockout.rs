@@ -6,7 +6,8 @@
 //! locks the email) in the very write that reserves it, before the password is checked: an
 //! attempt is a failure until it is found right, in the events as in the lockout's count, and
 //! a success withdraws both in one write. So a wrong password costs what an unknown email
-//! does (one write before the hash, none after) and each lock is recorded once, by the write
+//! does (one write before the hash, none after; an unknown email's write carries decoys of
+//! those events, so it is the same transaction) and each lock is recorded once, by the write
 //! that set it.
 
 use time::{Duration, OffsetDateTime};
@@ -33,7 +34,7 @@ pub const MAX_LOCK_SECS: i64 = 15 * 60;
 ///
 /// `account` is the user holding the email, if any, and who attempts: their events are
 /// recorded with the reservation (an unknown email records none, in a write of the same
-/// shape).
+/// shape: its decoys are never read).
 pub async fn reserve(
     core: &Core,
     email_key: &str,
@@ -50,12 +51,18 @@ pub async fn reserve(
         }
         let expected = current.as_ref().map(|l| l.version);
         let next = next_state(current, email_key, now);
-        let recorded = account.map_or_else(Vec::new, |(user, cause)| {
-            failure_events(&next, user, cause, now)
-        });
+        // An unknown email writes decoys of the events an account's attempt records, under a
+        // user id no account has: the same write, so the same time.
+        let (recorded, decoys) = match account {
+            Some((user, cause)) => (failure_events(&next, user, cause, now), Vec::new()),
+            None => (
+                Vec::new(),
+                failure_events(&next, UserId::new(), &Cause::default(), now),
+            ),
+        };
         match core
             .lockouts
-            .put_lockout_recording(&next, expected, &recorded)
+            .put_lockout_recording(&next, expected, &recorded, &decoys)
             .await
         {
             Ok(()) => {

@@ -43,13 +43,15 @@ async fn a_lockout_write_records_its_events_and_a_clear_withdraws_them<
     );
     let recorded = [failed, locked];
     store
-        .put_lockout_recording(&lockout, None, &recorded)
+        .put_lockout_recording(&lockout, None, &recorded, &[])
         .await
         .unwrap();
     assert_eq!(listed().await, 2);
     let stale = SecurityEvent::new(owner, EventType::LoginFailed, now);
     assert!(matches!(
-        store.put_lockout_recording(&lockout, None, &[stale]).await,
+        store
+            .put_lockout_recording(&lockout, None, &[stale], &[])
+            .await,
         Err(StoreError::VersionConflict)
     ));
     assert_eq!(listed().await, 2, "a refused write records nothing");
@@ -62,11 +64,17 @@ async fn a_lockout_write_records_its_events_and_a_clear_withdraws_them<
         store.get_lockout("recorded@example.com").await.unwrap(),
         None
     );
-    // An unknown email's attempt: the same write, without events.
+    // An unknown email's attempt: the same write, with decoys of the events in place of them;
+    // no user's events show them.
+    let decoys = [
+        SecurityEvent::new(UserId::new(), EventType::LoginFailed, now),
+        SecurityEvent::new(UserId::new(), EventType::LoginLocked, now),
+    ];
     store
-        .put_lockout_recording(&lockout, None, &[])
+        .put_lockout_recording(&lockout, None, &[], &decoys)
         .await
         .unwrap();
+    assert_eq!(listed().await, 0, "decoys are no one's events");
     assert_eq!(
         store.get_lockout("recorded@example.com").await.unwrap(),
         Some(lockout)

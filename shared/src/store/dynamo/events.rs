@@ -86,6 +86,22 @@ pub fn put_event(table: &str, event: &SecurityEvent) -> Result<TransactWriteItem
     )
 }
 
+/// How long a decoy event is kept: it is never read, so only until DynamoDB's TTL gets to it.
+const DECOY_TTL: time::Duration = time::Duration::hours(1);
+
+/// The put of a decoy `event` (see `LockoutStore::put_lockout_recording`): the item a real
+/// event would be, with a `ttl` an hour on instead of a year.
+pub fn put_decoy_event(
+    table: &str,
+    event: &SecurityEvent,
+) -> Result<TransactWriteItem, StoreError> {
+    let item = EventItem {
+        ttl: (event.created_at + DECOY_TTL).unix_timestamp(),
+        ..EventItem::of(event)
+    };
+    put(table, to_item(&item)?, "attribute_not_exists(pk)", None)
+}
+
 /// The delete of `event`, to join the transaction that withdraws it (an attempt recorded as
 /// failed that turned out right).
 pub fn delete_event(table: &str, event: &SecurityEvent) -> Result<TransactWriteItem, StoreError> {

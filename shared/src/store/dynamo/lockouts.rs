@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::events::{delete_event, put_event};
+use super::events::{delete_event, put_decoy_event, put_event};
 use super::{DynamoStore, Item, backend, key, n, parse_ts, put, to_item, transaction_error, ts};
 use crate::domain::StoreError;
 use crate::domain::lockout::{Lockout, LockoutStore};
@@ -72,6 +72,7 @@ impl LockoutStore for DynamoStore {
         lockout: &Lockout,
         expected_version: Option<u64>,
         events: &[SecurityEvent],
+        decoys: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         let (condition, values) = match expected_version {
             Some(version) => (
@@ -83,6 +84,9 @@ impl LockoutStore for DynamoStore {
         let mut items = vec![put(&self.table, lockout_item(lockout)?, condition, values)?];
         for event in events {
             items.push(put_event(&self.table, event)?);
+        }
+        for decoy in decoys {
+            items.push(put_decoy_event(&self.table, decoy)?);
         }
         self.transact(items).await
     }

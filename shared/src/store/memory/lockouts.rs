@@ -36,6 +36,7 @@ impl LockoutStore for MemoryStore {
         lockout: &Lockout,
         expected_version: Option<u64>,
         events: &[SecurityEvent],
+        _decoys: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         self.put_lockout(lockout, expected_version).await?;
         self.record_all(events);
