@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use lambda_http::Request;
 
-use crate::config::Config;
+use crate::config::{Config, SecretsSource};
 use crate::domain::clock::Clock;
 use crate::domain::code::CodeStore;
 use crate::domain::email_token::TokenStore;
@@ -24,9 +24,10 @@ use crate::domain::session::{Session, SessionStore, Stage};
 use crate::domain::sms::CodeSender;
 use crate::domain::user::{User, UserStore};
 use crate::notify::memory::{MemoryCodeSender, MemoryMailer};
-use crate::secrets::Secrets;
+use crate::secrets::{ReloadCause, Secrets};
 use crate::security::jwt::{Claims, JwtKeys, Scope};
 use crate::security::password::{HashParams, PasswordHasherService};
+use crate::security::secretbox::SecretBox;
 use crate::store::dynamo::DynamoStore;
 use crate::store::memory::{MemoryReportStorage, MemoryStore};
 use crate::{ApiError, http};
@@ -46,7 +47,12 @@ pub struct Core {
     pub hasher: PasswordHasherService,
     pub jwt: Arc<JwtKeys>,
     pub hmac_key: Arc<[u8]>,
+    /// Seals authenticator-app secrets (the secret store's TOTP key).
+    pub totp_box: Arc<SecretBox>,
     pub clock: Clock,
+    /// Where a warm environment reads its secret again (a key rotation without a cold start);
+    /// `None` keeps the keys it was built with (the dev server, most tests).
+    pub key_reload: Option<Arc<crate::secrets::Reload>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +95,9 @@ impl Core {
             .map_err(StartupError)?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
         store.warm_up().await;
+        let source = config.secrets.clone();
         let core = Self::from_parts(config, Arc::new(store), &secrets, Clock::system())?;
+        let core = core.reloading_keys_from(source, aws.clone());
         Ok((core, aws))
     }
 
@@ -127,8 +135,49 @@ impl Core {
             hasher,
             jwt: Arc::new(jwt),
             hmac_key: secrets.hmac_key.clone().into(),
+            totp_box: Arc::new(SecretBox::new(&secrets.totp_key)),
             clock,
+            key_reload: None,
         })
+    }
+
+    /// This core, reading its signing keys again from `source` when they are older than
+    /// [`crate::secrets::MAX_AGE`] or a token names a key it does not hold.
+    pub fn reloading_keys_from(
+        mut self,
+        source: SecretsSource,
+        aws: aws_config::SdkConfig,
+    ) -> Self {
+        let reload = crate::secrets::Reload::new(source, aws, self.clock.now());
+        self.key_reload = Some(Arc::new(reload));
+        self
+    }
+
+    /// Reads the secret again if the keys in use are older than [`crate::secrets::MAX_AGE`]:
+    /// after a rotation, a warm environment signs with the new key within that time. Called
+    /// before each invoke; costs nothing until the keys are that old.
+    pub async fn refresh_keys_if_stale(&self) {
+        self.reload_keys(ReloadCause::Age).await;
+    }
+
+    /// Whether the keys changed: read again for `cause` when it is due, and swapped in.
+    async fn reload_keys(&self, cause: ReloadCause) -> bool {
+        let Some(reload) = &self.key_reload else {
+            return false;
+        };
+        let Some(secrets) = reload.reload(cause, self.clock.now()).await else {
+            return false;
+        };
+        match JwtKeys::from_secrets(&secrets, &self.config.jwt_issuer, &self.config.jwt_audience) {
+            Ok(keys) => {
+                self.jwt.replace_with(keys);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the secrets read again hold no valid key; the keys in use stay");
+                false
+            }
+        }
     }
 
     /// Checks the bearer token and loads its user and session in one read.
@@ -141,7 +190,16 @@ impl Core {
             })
             .ok_or(ApiError::InvalidToken)?;
         let now = self.clock.now();
-        let claims = self.jwt.verify(token, now).ok_or(ApiError::InvalidToken)?;
+        let mut claims = self.jwt.verify(token, now);
+        // A token signed under a key this environment has not read yet: a rotation happened
+        // since it started. Read the secret again (at most once per 30 s) and retry.
+        if claims.is_none()
+            && self.jwt.names_unknown_kid(token)
+            && self.reload_keys(ReloadCause::UnknownKid).await
+        {
+            claims = self.jwt.verify(token, now);
+        }
+        let claims = claims.ok_or(ApiError::InvalidToken)?;
         if claims.scope == Scope::TwoFactor && access == Access::Full {
             return Err(ApiError::InvalidToken);
         }
@@ -179,18 +237,23 @@ pub trait FromEnv: Sized {
 }
 
 /// A function's `main`: logs, its context from the environment (kept for the life of the
-/// process), then the Lambda runtime handing each event to `handle`.
+/// process), then the Lambda runtime handing each event to `handle`, with the signing keys
+/// read again first when they are older than [`crate::secrets::MAX_AGE`].
 pub async fn run<A, F, Fut>(handle: F) -> Result<(), lambda_http::Error>
 where
-    A: FromEnv + Sync + 'static,
+    A: FromEnv + Context + 'static,
     F: Fn(&'static A, Request) -> Fut,
     Fut: Future<Output = http::Response> + Send,
 {
     crate::telemetry::init();
     let app: &'static A = Box::leak(Box::new(A::from_env().await?));
     lambda_http::run(lambda_http::service_fn(move |req| {
+        let refresh = app.core().refresh_keys_if_stale();
         let response = handle(app, req);
-        async move { Ok::<_, lambda_http::Error>(response.await) }
+        async move {
+            refresh.await;
+            Ok::<_, lambda_http::Error>(response.await)
+        }
     }))
     .await
 }
@@ -235,6 +298,15 @@ pub struct SmsApp {
     pub sms: Arc<dyn CodeSender>,
 }
 
+/// The core, a code sender and a mailer: `two-factor`, which texts codes and mails the
+/// security notice after a second factor is removed.
+#[derive(Clone)]
+pub struct TwoFactorApp {
+    pub core: Core,
+    pub sms: Arc<dyn CodeSender>,
+    pub mailer: Arc<dyn Mailer>,
+}
+
 /// The core and the report files: `diagnostic-reports`.
 #[derive(Clone)]
 pub struct ReportsApp {
@@ -246,13 +318,28 @@ pub struct ReportsApp {
 impl FromEnv for MailApp {
     async fn from_env() -> Result<Self, StartupError> {
         let (core, aws) = Core::from_env().await?;
-        let mailer = crate::notify::ses::SesMailer::new(
-            aws_sdk_ses::Client::new(&aws),
-            core.config.mail_from.clone(),
-        );
+        let mailer = ses_mailer(&core.config, &aws);
         Ok(Self {
             core,
             mailer: Arc::new(mailer),
+        })
+    }
+}
+
+#[cfg(feature = "ses")]
+fn ses_mailer(config: &Config, aws: &aws_config::SdkConfig) -> crate::notify::ses::SesMailer {
+    crate::notify::ses::SesMailer::new(aws_sdk_ses::Client::new(aws), config.mail_from.clone())
+}
+
+#[cfg(all(feature = "ses", feature = "sns"))]
+impl FromEnv for TwoFactorApp {
+    async fn from_env() -> Result<Self, StartupError> {
+        let (core, aws) = Core::from_env().await?;
+        let sms = crate::notify::sns::SnsCodeSender::new(aws_sdk_sns::config::Builder::from(&aws));
+        Ok(Self {
+            mailer: Arc::new(ses_mailer(&core.config, &aws)),
+            sms: Arc::new(sms),
+            core,
         })
     }
 }
@@ -318,6 +405,24 @@ impl SmsContext for SmsApp {
     }
 }
 
+impl Context for TwoFactorApp {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl SmsContext for TwoFactorApp {
+    fn sms(&self) -> &dyn CodeSender {
+        &*self.sms
+    }
+}
+
+impl MailContext for TwoFactorApp {
+    fn mailer(&self) -> &dyn Mailer {
+        &*self.mailer
+    }
+}
+
 impl Context for ReportsApp {
     fn core(&self) -> &Core {
         &self.core
@@ -354,10 +459,7 @@ impl App {
     pub async fn from_env() -> Result<Self, StartupError> {
         let (core, aws) = Core::from_env().await?;
         Ok(Self {
-            mailer: Arc::new(crate::notify::ses::SesMailer::new(
-                aws_sdk_ses::Client::new(&aws),
-                core.config.mail_from.clone(),
-            )),
+            mailer: Arc::new(ses_mailer(&core.config, &aws)),
             sms: Arc::new(crate::notify::sns::SnsCodeSender::new(
                 aws_sdk_sns::config::Builder::from(&aws),
             )),

@@ -56,6 +56,8 @@ pub enum ApiError {
     CannotVerifyInactive,
     #[error("The token is expired.")]
     VerificationTokenExpired,
+    #[error("Two-factor authentication is not enabled.")]
+    TwoFactorNotEnabled,
     /// A registration ceremony that failed (400); the login one is [`Self::PasskeyLoginFailed`].
     #[error("Passkey could not be verified.")]
     PasskeyNotVerified,
@@ -98,11 +100,17 @@ pub enum ApiError {
     RefreshSessionNotFound,
     #[error("Passkey not found.")]
     PasskeyNotFound,
+    #[error("Authenticator app is not pending.")]
+    TotpNotPending,
+    #[error("Authenticator app is not enabled.")]
+    TotpNotEnabled,
     // others
     #[error("Method Not Allowed")]
     MethodNotAllowed,
     #[error("Email is already in use.")]
     EmailTaken,
+    #[error("Authenticator app is already enabled.")]
+    TotpAlreadyEnabled,
     #[error("Too many passkeys.")]
     TooManyPasskeys,
     #[error("This passkey is already registered.")]
@@ -163,6 +171,7 @@ impl ApiError {
             | TokenInvalidOrExpired
             | CannotVerifyInactive
             | VerificationTokenExpired
+            | TwoFactorNotEnabled
             | PasskeyNotVerified => StatusCode::BAD_REQUEST,
             InvalidToken | BadCredentials | WrongPassword | PasskeyLoginFailed => {
                 StatusCode::UNAUTHORIZED
@@ -179,9 +188,13 @@ impl ApiError {
             | UserUuidNotFound
             | RefreshUserNotFound
             | RefreshSessionNotFound
-            | PasskeyNotFound => StatusCode::NOT_FOUND,
+            | PasskeyNotFound
+            | TotpNotPending
+            | TotpNotEnabled => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            EmailTaken | TooManyPasskeys | PasskeyTaken => StatusCode::CONFLICT,
+            EmailTaken | TooManyPasskeys | PasskeyTaken | TotpAlreadyEnabled => {
+                StatusCode::CONFLICT
+            }
             VersionConflict => StatusCode::PRECONDITION_FAILED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -221,6 +234,10 @@ impl ApiError {
             PasskeyNotFound => "passkey_not_found",
             TooManyPasskeys => "too_many_passkeys",
             PasskeyTaken => "passkey_taken",
+            TwoFactorNotEnabled => "two_factor_not_enabled",
+            TotpNotPending => "totp_not_pending",
+            TotpNotEnabled => "totp_not_enabled",
+            TotpAlreadyEnabled => "totp_already_enabled",
             NoAccess
             | UpdateAnotherUser
             | UpdateAnotherUserRoles

@@ -10,7 +10,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -216,6 +217,7 @@ pub async fn create_table(
         .set_attribute_definitions(Some(spec.attribute_definitions()?))
         .set_key_schema(Some(key_schema(&spec.key_schema)?))
         .set_global_secondary_indexes(spec.global_secondary_indexes()?)
+        .set_stream_specification(spec.stream_specification()?)
         .send()
         .await;
     match created {
@@ -327,6 +329,13 @@ struct TableSpec {
     #[serde(default)]
     global_secondary_indexes: Vec<IndexSpec>,
     time_to_live_specification: Option<TtlSpec>,
+    stream_specification: Option<StreamSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StreamSpec {
+    stream_view_type: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -402,6 +411,20 @@ fn table_spec(template: &str) -> Result<TableSpec, Error> {
 }
 
 impl TableSpec {
+    /// The table's stream, as the deployed one has it (the lifecycle-event pipe reads it).
+    fn stream_specification(&self) -> Result<Option<StreamSpecification>, Error> {
+        self.stream_specification
+            .as_ref()
+            .map(|stream| {
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(stream.stream_view_type.as_str()))
+                    .build()
+                    .map_err(|e| Error::Template(format!("StreamSpecification: {e}")))
+            })
+            .transpose()
+    }
+
     fn attribute_definitions(&self) -> Result<Vec<AttributeDefinition>, Error> {
         self.attribute_definitions
             .iter()

@@ -149,6 +149,84 @@ pub async fn load(source: &SecretsSource, aws: &aws_config::SdkConfig) -> Result
     parse(&json)
 }
 
+/// How long a warm environment uses its secret before reading it again: a rotation reaches
+/// every warm environment within this, with no cold start.
+pub const MAX_AGE: time::Duration = time::Duration::minutes(10);
+/// At most one read per environment in this interval on account of a token naming an unknown
+/// `kid`, so a flood of made-up kids costs one Secrets Manager call, not one per request.
+pub const UNKNOWN_KID_INTERVAL: time::Duration = time::Duration::seconds(30);
+
+/// Where a warm environment reads its secret again, and when it last did.
+pub struct Reload {
+    source: SecretsSource,
+    aws: aws_config::SdkConfig,
+    state: tokio::sync::Mutex<ReloadState>,
+}
+
+struct ReloadState {
+    loaded_at: time::OffsetDateTime,
+    /// The last read caused by an unknown `kid`.
+    unknown_kid_at: Option<time::OffsetDateTime>,
+}
+
+/// Why a read happens, which decides whether it is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadCause {
+    /// The secret in use is older than [`MAX_AGE`].
+    Age,
+    /// A token names a key this environment does not hold.
+    UnknownKid,
+}
+
+impl Reload {
+    /// A reload of `source`, whose secret was read at `loaded_at`.
+    pub fn new(
+        source: SecretsSource,
+        aws: aws_config::SdkConfig,
+        loaded_at: time::OffsetDateTime,
+    ) -> Self {
+        Self {
+            source,
+            aws,
+            state: tokio::sync::Mutex::new(ReloadState {
+                loaded_at,
+                unknown_kid_at: None,
+            }),
+        }
+    }
+
+    /// The secret read again at `now`, if `cause` makes a read due; `None` when it is not due
+    /// or the read failed (the keys in use stay: logged, without the secret).
+    pub async fn reload(&self, cause: ReloadCause, now: time::OffsetDateTime) -> Option<Secrets> {
+        // Held across the read: concurrent requests of one environment read once.
+        let mut state = self.state.lock().await;
+        let due = match cause {
+            ReloadCause::Age => now - state.loaded_at >= MAX_AGE,
+            ReloadCause::UnknownKid => state
+                .unknown_kid_at
+                .is_none_or(|at| now - at >= UNKNOWN_KID_INTERVAL),
+        };
+        if !due {
+            return None;
+        }
+        if cause == ReloadCause::UnknownKid {
+            state.unknown_kid_at = Some(now);
+        }
+        match load(&self.source, &self.aws).await {
+            Ok(secrets) => {
+                state.loaded_at = now;
+                tracing::info!(?cause, "secrets read again");
+                Some(secrets)
+            }
+            Err(error) => {
+                // `load`'s errors name the source and the failure, never a key.
+                tracing::warn!(?cause, %error, "reading the secrets again failed; the keys in use stay");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use shared::App;
-use shared::domain::ids::{SessionId, UserId};
+use shared::domain::ids::SessionId;
 use shared::domain::user::Status;
 use shared::security::jwt::Scope;
 use shared::service::sessions::{self, LoginOutcome};
@@ -91,6 +91,13 @@ const MATRIX: &[(&str, [u16; 11])] = &[
     // Acts on the caller; a wrong code matters only to the 2fa caller, whose 2FA is enabled.
     ("DELETE /users/two-factor-auth",                  [401, 401, 401, 401, 400, 401, 401, 401, 204, 204, 204]),
     ("DELETE /users/{uuid}/two-factor-auth",           [401, 401, 401, 401, 401, 401, 401, 401, 403, 403, 204]),
+    // The authenticator app and recovery codes are for oneself only, a csrAdmin included,
+    // but a csrAdmin may remove anyone's app (the owner has none: its 404).
+    ("POST /users/{uuid}/totp",                        [401, 401, 401, 401, 401, 401, 401, 401, 403, 201, 403]),
+    ("POST /users/{uuid}/totp/verify",                 [401, 401, 401, 401, 401, 401, 401, 401, 403, 404, 403]),
+    ("DELETE /users/{uuid}/totp",                      [401, 401, 401, 401, 401, 401, 401, 401, 403, 404, 404]),
+    // The owner has no second factor to back up.
+    ("POST /users/{uuid}/recovery-codes",              [401, 401, 401, 401, 401, 401, 401, 401, 403, 400, 403]),
     ("POST /users/recover-password",                   [201, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201]),
     // An unknown token.
     ("GET /users/recover-password/verify/{token}",     [400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400]),
@@ -185,6 +192,12 @@ fn request_for(route: &str, cell: &Cell) -> TestRequest {
         | "GET /users/{uuid}/passkeys"
         | "GET /users/{uuid}/sessions"
         | "DELETE /users/{uuid}/sessions" => request(path.replace("{uuid}", uuid)),
+        "POST /users/{uuid}/totp" | "POST /users/{uuid}/recovery-codes" => {
+            request(path.replace("{uuid}", uuid)).json(json!({"currentPassword": PASSWORD}))
+        }
+        "POST /users/{uuid}/totp/verify" | "DELETE /users/{uuid}/totp" => {
+            request(path.replace("{uuid}", uuid)).json(json!({"code": "000000"}))
+        }
         "POST /users/{uuid}/passkeys/registration-options" => {
             request(path.replace("{uuid}", uuid)).json(json!({"currentPassword": PASSWORD}))
         }
@@ -250,11 +263,14 @@ async fn arrange(app: &App, caller: Caller) -> Cell {
             Some(sessions::two_factor_token(core, &user, &session))
         }
         Caller::LoggedOut => {
-            let user = live_user(app, owner_id).await;
             let session = SessionId::parse(&owner.session).expect("a session uuid");
-            sessions::logout(core, &user, session)
-                .await
-                .expect("the owner logs out");
+            assert!(
+                core.sessions
+                    .delete_session(session)
+                    .await
+                    .expect("the owner logs out"),
+                "the owner's session existed"
+            );
             Some(owner.token.clone())
         }
         Caller::Deleted => {
@@ -278,13 +294,6 @@ async fn arrange(app: &App, caller: Caller) -> Cell {
         Caller::Admin => Some(accounts::admin(core).await.token),
     };
     Cell { owner, token }
-}
-
-async fn live_user(app: &App, id: UserId) -> shared::domain::user::User {
-    users::find_live(&app.core, id)
-        .await
-        .expect("the store answers")
-        .expect("the user is live")
 }
 
 /// Four digits that differ between cells (numbers need not be unique, but it reads better).

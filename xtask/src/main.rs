@@ -17,6 +17,8 @@ mod faults_test;
 mod fuzz;
 mod iam;
 mod keys;
+#[cfg(test)]
+mod lifecycle_events_test;
 mod lint;
 mod localenv;
 mod migrate;

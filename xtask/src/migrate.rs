@@ -241,6 +241,7 @@ mod tests {
             session_epoch: 0,
             mobile: None,
             pending_mobile: None,
+            factors: Default::default(),
             created_at: at,
             updated_at: at,
         }
@@ -380,5 +381,48 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(listed(&app, active).await, (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_code_save_before_the_migration_counts_the_user_once() {
+        use shared::domain::code::{CodeChange, CodeStore};
+        let app = shared::testkit::app().await;
+        let table = app.config.table_name.clone();
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let client = Client::new(&aws);
+        let user = person(2, Status::Active);
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(old_item(&user)))
+            .send()
+            .await
+            .unwrap();
+        // A 2FA save (no status or name change) of the unmigrated item counts it, once.
+        let mut saved = user.clone();
+        saved.version += 1;
+        app.codes
+            .save_user_with_code(&saved, &user, CodeChange::Delete, &[])
+            .await
+            .unwrap();
+        assert_eq!(listed(&app, UserFilters::default()).await, (1, 1));
+        // The next save finds it counted and moves nothing; a stale one is still refused.
+        let mut again = saved.clone();
+        again.version += 1;
+        app.codes
+            .save_user_with_code(&again, &saved, CodeChange::Delete, &[])
+            .await
+            .unwrap();
+        assert!(
+            app.codes
+                .save_user_with_code(&again, &saved, CodeChange::Delete, &[])
+                .await
+                .is_err()
+        );
+        let run = migrate(&client, &table, &checkpoint_for(&table), 100, None)
+            .await
+            .unwrap();
+        assert_eq!(run.users, 0);
+        assert_eq!(listed(&app, UserFilters::default()).await, (1, 1));
     }
 }

@@ -279,9 +279,13 @@ async fn api_gateway_events_reach_the_routes() {
     TestResponse::from(start).assert_error(401, "Invalid token");
 }
 
-/// The verification mails moto recorded as sent to `address`.
+/// The verification mails moto recorded as sent to `address` (not the security notices).
 async fn verification_mails_to(address: &str) -> usize {
-    testkit::emails_to(address).await.len()
+    testkit::emails_to(address)
+        .await
+        .iter()
+        .filter(|mail| mail["subject"] == "Confirm your email address for Kuri")
+        .count()
 }
 
 #[tokio::test]
@@ -334,4 +338,32 @@ async fn three_verification_mails_an_hour_per_address_whoever_asks() {
     let capped = start(&app, &second.token).await;
     assert_eq!(capped.status, 201, "{}", capped.text);
     assert_eq!(verification_mails_to(&first.email).await, 3);
+}
+
+#[tokio::test]
+async fn redeeming_the_link_records_email_verified_once_by_the_user() {
+    let app = testkit::app().await;
+    let account = register(&app).await;
+    let link = mailed_link(&app, &account).await;
+    assert_eq!(open(&app, &link).await.status, 200);
+    assert_eq!(open(&app, &link).await.status, 400, "the token is used up");
+
+    let listed = call_users(
+        &app,
+        request("GET", &format!("/users/{}/security-events", account.uuid))
+            .bearer(&account.token)
+            .build(),
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let events = listed.body["data"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["email.verified", "user.registered"]);
+    assert_eq!(
+        events[0]["actor"],
+        json!({"uuid": account.uuid, "admin": false})
+    );
+    assert_eq!(events[0]["sessionUUID"], serde_json::Value::Null);
+    let text = serde_json::to_string(events).unwrap();
+    assert!(!text.contains(token_of(&link)), "no token in an event");
 }

@@ -617,3 +617,43 @@ async fn the_list_shows_no_key_material_and_admins_may_list_and_remove() {
         .assert_error(401, "Passkey could not be verified.");
     assert_eq!(passkeys_of(&app, &account).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_passkey_login_records_login_succeeded_by_the_user_with_its_session() {
+    use shared::domain::ListStart;
+    use shared::domain::security_event::{Actor, EventType};
+
+    let app = testkit::app().await;
+    let account = accounts::register(&app, "passkey-event").await;
+    let mut phone = Authenticator::new(Algorithm::Es256);
+    assert_eq!(register(&app, &account, &mut phone).await.status, 201);
+
+    let logged_in = login(&app, &mut phone).await;
+    assert_eq!(logged_in.status, 201, "{}", logged_in.text);
+
+    let events = app
+        .events
+        .list_events(account.user_id(), ListStart::Skip(0), 10, app.clock.now())
+        .await
+        .unwrap();
+    let kinds: Vec<EventType> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::LoginSucceeded,
+            EventType::PasskeyAdded,
+            EventType::UserRegistered
+        ]
+    );
+    let actor = Actor {
+        id: account.user_id(),
+        admin: false,
+    };
+    assert_eq!(events[0].actor, Some(actor));
+    assert_eq!(
+        events[0].session_id.map(|s| s.to_string()),
+        logged_in.body["data"]["sessionUUID"]
+            .as_str()
+            .map(str::to_owned)
+    );
+}

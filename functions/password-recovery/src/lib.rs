@@ -64,7 +64,7 @@ async fn reset(app: &impl MailContext, req: &Request) -> Result<Response, ApiErr
         .ok_or(ApiError::TokenRequired)?;
     let password = body.password.ok_or(ApiError::PasswordRequired)?;
     let password =
-        Password::parse(&password).map_err(|message| ApiError::field("password", message))?;
-    recovery::reset(app.core(), &token, &password).await?;
+        Password::parse_new(&password).map_err(|message| ApiError::field("password", message))?;
+    recovery::reset(app.core(), app.mailer(), &token, &password).await?;
     Ok(http::data(StatusCode::CREATED, json!({})))
 }

@@ -70,10 +70,15 @@ async fn reset(app: &App, body: Value) -> TestResponse {
     .await
 }
 
-/// The token of the link in the latest mail moto recorded for `email`.
+/// The token of the link in the latest recovery mail moto recorded for `email` (security
+/// notices carry none).
 async fn mailed_token(email: &str) -> String {
     let mails = testkit::emails_to(email).await;
-    let body = mails.last().expect("a mail was sent")["body"]
+    let body = mails
+        .iter()
+        .rev()
+        .find(|mail| mail["subject"] == "Reset your Kuri password")
+        .expect("a recovery mail was sent")["body"]
         .as_str()
         .expect("the mail has a body")
         .to_owned();
@@ -403,4 +408,89 @@ async fn an_email_over_254_bytes_is_refused_before_any_lookup() {
             .await
             .assert_error(400, "Valid email address is required.");
     }
+}
+
+/// The user's events, newest first, as a csrAdmin lists them.
+async fn events_of(app: &App, uuid: &str) -> Vec<Value> {
+    let admin = accounts::admin(app).await;
+    let listed = call_users(
+        app,
+        request("GET", &format!("/users/{uuid}/security-events"))
+            .bearer(&admin.token)
+            .build(),
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    listed.body["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_reset_records_password_reset_and_sessions_ended_and_mails_a_notice() {
+    let app = testkit::app().await;
+    let account = accounts::register(&app, "reset-events").await;
+    assert_eq!(start(&app, &account.email).await.status, 201);
+    let token = mailed_token(&account.email).await;
+
+    let done = reset(&app, json!({"token": token, "password": NEW_PASSWORD})).await;
+    assert_eq!(done.status, 201, "{}", done.text);
+    assert_eq!(
+        reset(&app, json!({"token": token, "password": NEW_PASSWORD}))
+            .await
+            .status,
+        400
+    );
+
+    let events = events_of(&app, &account.uuid).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["sessions.ended", "password.reset", "user.registered"],
+        "once each, and no password.changed"
+    );
+    for event in &events[..2] {
+        assert_eq!(
+            event["actor"],
+            json!({"uuid": account.uuid, "admin": false})
+        );
+        assert_eq!(event["sessionUUID"], Value::Null);
+    }
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(&token) && !text.contains(NEW_PASSWORD));
+
+    let mails = testkit::emails_to(&account.email).await;
+    let subjects: Vec<&str> = mails
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "Reset your Kuri password",
+            "The password of your Kuri account was reset"
+        ]
+    );
+    let notice = mails[1]["body"].as_str().unwrap();
+    assert!(
+        !notice.contains("token=") && !notice.contains("href"),
+        "{notice}"
+    );
+}
+
+#[tokio::test]
+async fn a_common_new_password_is_refused_and_the_token_still_works() {
+    let app = testkit::app().await;
+    let account = accounts::register(&app, "reset-common").await;
+    assert_eq!(start(&app, &account.email).await.status, 201);
+    let token = mailed_token(&account.email).await;
+
+    let refused = reset(&app, json!({"token": token, "password": "ILOVEYOU"})).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"]["fields"]["password"],
+        json!(["This password is too common."])
+    );
+    assert_eq!(check(&app, &token).await.status, 200, "nothing was used up");
+    assert_eq!(login(&app, &account.email, PASSWORD).await.status, 201);
+    let done = reset(&app, json!({"token": token, "password": NEW_PASSWORD})).await;
+    assert_eq!(done.status, 201, "{}", done.text);
 }

@@ -59,7 +59,7 @@ async fn login(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErro
             let token = sessions::two_factor_token(app.core(), &user, &session);
             Ok(http::data(
                 StatusCode::CREATED,
-                views::two_factor_login(&token, session.id),
+                views::two_factor_login(&token, session.id, &user),
             ))
         }
     }
@@ -84,7 +84,7 @@ async fn verify(app: &impl SmsContext, req: &Request) -> Result<Response, ApiErr
 async fn logout(app: &impl SmsContext, req: &Request, id: &str) -> Result<Response, ApiError> {
     let principal = app.core().authenticate(req, Access::Full).await?;
     let session_id = SessionId::parse(id).ok_or(ApiError::SessionIdDoesNotExist)?;
-    sessions::logout(app.core(), &principal.user, session_id).await?;
+    sessions::logout(app.core(), &principal, session_id).await?;
     Ok(http::no_content())
 }
 

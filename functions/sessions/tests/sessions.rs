@@ -586,3 +586,102 @@ async fn answers_with_tokens_and_to_bearer_requests_are_never_cached() {
         assert_eq!(response.header("cache-control"), Some("no-store"), "{what}");
     }
 }
+
+/// A secrets file of its own, for one test's "deployed" environment.
+fn secrets_file(json: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("kuri-secrets-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, json).unwrap();
+    path
+}
+
+fn login_kid(response: &TestResponse) -> String {
+    assert_eq!(response.status, 201, "{}", response.text);
+    kid(response.body["data"]["token"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_warm_environment_verifies_a_rotated_key_without_a_cold_start() {
+    let app = testkit::app().await;
+    let original = shared::secrets::generate_secrets_json();
+    let path = secrets_file(&original);
+    let warm = testkit::reading_secrets_from(&app, &path).await;
+    let account = accounts::register(&warm, "user").await;
+    let old_kid = kid(&account.token);
+
+    // The rotation: the secret changes, and environments started since sign with the new key.
+    let rotated = shared::secrets::rotate_signing_key_json(&original).unwrap();
+    std::fs::write(&path, &rotated).unwrap();
+    let fresh = testkit::with_secrets(&app, &rotated);
+    let new = login(&fresh, &account.email, PASSWORD).await;
+    let new_kid = login_kid(&new);
+    assert_ne!(new_kid, old_kid);
+
+    // The warm environment meets the unknown kid, reads the secret again and takes the token,
+    // then signs under the new key itself; the token of before the rotation still works.
+    assert_eq!(get_self(&warm, &new.body["data"]).await.status, 200);
+    assert_eq!(
+        login_kid(&login(&warm, &account.email, PASSWORD).await),
+        new_kid
+    );
+    let old = call_users(
+        &warm,
+        accounts::get_user_request(&account.token, &account.uuid),
+    )
+    .await;
+    assert_eq!(old.status, 200, "{}", old.text);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn a_warm_environment_signs_with_the_rotated_key_once_its_keys_are_ten_minutes_old() {
+    let app = testkit::app().await;
+    let original = shared::secrets::generate_secrets_json();
+    let path = secrets_file(&original);
+    let warm = testkit::reading_secrets_from(&app, &path).await;
+    let account = accounts::register(&warm, "user").await;
+    let old_kid = kid(&account.token);
+    let rotated = shared::secrets::rotate_signing_key_json(&original).unwrap();
+    std::fs::write(&path, &rotated).unwrap();
+
+    // Not yet due: the keys read at the start stay.
+    warm.refresh_keys_if_stale().await;
+    assert_eq!(
+        login_kid(&login(&warm, &account.email, PASSWORD).await),
+        old_kid
+    );
+    warm.clock.advance(shared::secrets::MAX_AGE);
+    warm.refresh_keys_if_stale().await;
+    let rotated_kid = login_kid(&login(&warm, &account.email, PASSWORD).await);
+    assert_ne!(rotated_kid, old_kid);
+    assert_eq!(
+        rotated_kid,
+        testkit::with_secrets(&app, &rotated).jwt.current_kid()
+    );
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn made_up_kids_make_a_warm_environment_read_its_secret_at_most_once_per_thirty_seconds() {
+    let app = testkit::app().await;
+    let original = shared::secrets::generate_secrets_json();
+    let path = secrets_file(&original);
+    let warm = testkit::reading_secrets_from(&app, &path).await;
+    let account = accounts::register(&warm, "user").await;
+
+    // A token under a key no secret holds reads the secret once (and stays refused).
+    let foreign = testkit::with_secrets(&app, &shared::secrets::generate_secrets_json());
+    let forged = login(&foreign, &account.email, PASSWORD).await;
+    assert_eq!(get_self(&warm, &forged.body["data"]).await.status, 401);
+
+    // A real rotation inside the next 30 s is not read on an unknown kid…
+    let rotated = shared::secrets::rotate_signing_key_json(&original).unwrap();
+    std::fs::write(&path, &rotated).unwrap();
+    let fresh = testkit::with_secrets(&app, &rotated);
+    let new = login(&fresh, &account.email, PASSWORD).await;
+    assert_eq!(login_kid(&new), fresh.jwt.current_kid());
+    assert_eq!(get_self(&warm, &new.body["data"]).await.status, 401);
+    // …and is once they have passed.
+    warm.clock.advance(shared::secrets::UNKNOWN_KID_INTERVAL);
+    assert_eq!(get_self(&warm, &new.body["data"]).await.status, 200);
+    std::fs::remove_file(path).unwrap();
+}

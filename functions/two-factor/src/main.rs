@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::app::run::<shared::app::SmsApp, _, _>(two_factor::handle).await
+    shared::app::run::<shared::app::TwoFactorApp, _, _>(two_factor::handle).await
 }

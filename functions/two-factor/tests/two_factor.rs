@@ -79,7 +79,12 @@ async fn enrol(app: &App, account: &Account, typed_number: &str) -> TestResponse
             &format!("/users/{}/pending-two-factor-auth", account.uuid),
         )
         .bearer(&account.token)
-        .json(json!({"mobileNumber": typed_number, "mobileCountryCode": 1}))
+        // The password is needed only to replace a verified number, and accepted always.
+        .json(json!({
+            "mobileNumber": typed_number,
+            "mobileCountryCode": 1,
+            "currentPassword": PASSWORD
+        }))
         .build(),
     )
     .await
@@ -242,7 +247,7 @@ async fn login_with_2fa_needs_the_texted_code() {
     keys.sort();
     assert_eq!(
         keys,
-        ["sessionUUID", "token", "twoFactorRequired"],
+        ["methods", "sessionUUID", "token", "twoFactorRequired"],
         "{data}"
     );
     assert!(data["sessionUUID"].is_string());
@@ -454,7 +459,13 @@ async fn pending_2fa_is_removed_without_a_code() {
     let view = two_factor_view(&app, &account).await;
     assert_eq!(
         view,
-        json!({"enabled": false, "mobileNumberLast4": null, "pending": false})
+        json!({
+            "enabled": false,
+            "mobileNumberLast4": null,
+            "pending": false,
+            "totp": false,
+            "recoveryCodesLeft": 0
+        })
     );
 }
 
@@ -780,7 +791,11 @@ async fn past_five_texts_an_hour_a_2fa_login_texts_nothing_but_answers_the_same(
         .map(String::as_str)
         .collect();
     keys.sort();
-    assert_eq!(keys, ["sessionUUID", "token", "twoFactorRequired"]);
+    assert_eq!(
+        keys,
+        ["methods", "sessionUUID", "token", "twoFactorRequired"]
+    );
+    assert_eq!(data["methods"], json!(["sms"]));
     assert_eq!(codes_texted_to(&phone).await.len(), 5);
     assert_eq!(sms_log_len(&app, &account.uuid).await, 5);
 }

@@ -76,7 +76,7 @@ async fn register(app: &impl MailContext, req: &Request) -> Result<Response, Api
         "email",
         email.as_ref().map(|_| ()).map_err(|m| m.to_string()),
     );
-    let password = Password::parse(&password);
+    let password = Password::parse_new(&password);
     check(
         "password",
         password.as_ref().map(|_| ()).map_err(Clone::clone),
@@ -125,9 +125,14 @@ async fn get(app: &impl MailContext, req: &Request, id: &str) -> Result<Response
     if principal.user.id != id && !principal.user.is_admin() {
         return Err(ApiError::NoAccess);
     }
-    let user = users::find_live(app.core(), id)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
+    // Oneself was read with the session (and is active, hence live): no second read.
+    let user = if principal.user.id == id {
+        principal.user
+    } else {
+        users::find_live(app.core(), id)
+            .await?
+            .ok_or(ApiError::UserNotFound)?
+    };
     Ok(http::with_etag(http::ok(views::user(&user)), user.version))
 }
 

@@ -8,15 +8,16 @@ use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use shared::domain::email::Email;
 use shared::domain::ids::UserId;
+use shared::domain::mail::Mail;
 use shared::domain::user::{Status, parse_name};
 use shared::error::FieldErrors;
 use shared::http;
 use shared::http::Response;
 use shared::http::views;
 use shared::security::password::Password;
-use shared::service::users;
 use shared::service::users::ProfileChange;
 use shared::service::verification;
+use shared::service::{notices, users};
 use shared::{Access, ApiError, MailContext};
 
 /// Every field is optional; names may be `null` to clear them. `roles` and `twoFactorAuth` are
@@ -94,7 +95,7 @@ impl PatchBody {
                 .ok()
         });
         let password = self.password.and_then(|password| {
-            Password::parse(&password)
+            Password::parse_new(&password)
                 .map_err(|message| fail("password", message))
                 .ok()
         });
@@ -145,12 +146,26 @@ pub async fn patch(app: &impl MailContext, req: &Request, id: &str) -> Result<Re
     }
     let body: PatchBody = http::from_object(raw)?;
     let (change, current_password) = body.validate()?;
-    if change.password.is_some() {
-        let current = current_password
-            .filter(|p| !p.is_empty())
-            .ok_or(ApiError::CurrentPasswordRequired)?;
-        users::confirm_password(app.core(), &principal.user, &current).await?;
+    let current_password = current_password.filter(|p| !p.is_empty());
+    // Re-authentication: a stolen access token alone must not take the account over, by a
+    // new password or by moving the email (and with it password recovery) elsewhere.
+    let moves_own_email = is_self
+        && change
+            .email
+            .as_ref()
+            .is_some_and(|email| email.normalized() != principal.user.email_key());
+    let confirm = if change.password.is_some() {
+        Some(current_password.ok_or(ApiError::CurrentPasswordRequired)?)
+    } else if moves_own_email {
+        Some(current_password.ok_or_else(|| ApiError::field("currentPassword", "Is required."))?)
+    } else {
+        None
+    };
+    if let Some(current) = confirm {
+        users::confirm_password_by(app.core(), &principal.user, &current, &principal.cause())
+            .await?;
     }
+    let password_changed = change.password.is_some();
     let if_match = if_match(req.headers());
     let changed = users::change_profile(
         app.core(),
@@ -167,6 +182,18 @@ pub async fn patch(app: &impl MailContext, req: &Request, id: &str) -> Result<Re
             verification::send_verification_email(app.core(), app.mailer(), &changed.user).await
     {
         tracing::error!(user = %changed.user.id, %error, "verification mail after an email change failed");
+    }
+    if let Some(old_address) = &changed.moved_from {
+        notices::send(
+            app.mailer(),
+            &changed.user,
+            Mail::email_changed(old_address),
+        )
+        .await;
+    }
+    if password_changed {
+        let notice = Mail::password_changed(&changed.user.email);
+        notices::send(app.mailer(), &changed.user, notice).await;
     }
     Ok(http::with_etag(
         http::ok(views::user(&changed.user)),

@@ -358,7 +358,7 @@ async fn changing_the_email_unverifies_it_mails_a_link_and_frees_the_old_one() {
         patch(
             &user.uuid,
             &user.token,
-            json!({"email": other.email.to_uppercase()}),
+            json!({"email": other.email.to_uppercase(), "currentPassword": PASSWORD}),
         ),
     )
     .await
@@ -367,7 +367,11 @@ async fn changing_the_email_unverifies_it_mails_a_link_and_frees_the_old_one() {
     let new_email = unique_email("moved");
     let response = call(
         &app,
-        patch(&user.uuid, &user.token, json!({"email": new_email})),
+        patch(
+            &user.uuid,
+            &user.token,
+            json!({"email": new_email, "currentPassword": PASSWORD}),
+        ),
     )
     .await;
     assert_eq!(response.status, 200, "{}", response.text);

@@ -101,7 +101,13 @@ async fn registration_logs_the_user_in_with_defaults() {
     assert_eq!(user["fullName"], serde_json::Value::Null);
     assert_eq!(
         user["twoFactorAuth"],
-        json!({"enabled": false, "mobileNumberLast4": null, "pending": false})
+        json!({
+            "enabled": false,
+            "mobileNumberLast4": null,
+            "pending": false,
+            "totp": false,
+            "recoveryCodesLeft": 0
+        })
     );
     assert_ne!(user["tosAgreedAt"], "2020-01-01T00:00:00Z");
     assert!(!response.text.contains("argon2"));

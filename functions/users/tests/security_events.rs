@@ -182,7 +182,10 @@ async fn events_page_by_page_and_by_cursor_with_the_list_rules() {
     for i in 0..5 {
         let req = request("PATCH", &format!("/users/{}", user.uuid))
             .bearer(&user.token)
-            .json(json!({"email": testkit::accounts::unique_email(&format!("moved{i}"))}))
+            .json(json!({
+                "email": testkit::accounts::unique_email(&format!("moved{i}")),
+                "currentPassword": PASSWORD,
+            }))
             .build();
         let changed = call(&app, req).await;
         assert_eq!(changed.status, 200, "{}", changed.text);

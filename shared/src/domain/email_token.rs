@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use super::ids::UserId;
+use super::security_event::SecurityEvent;
 use super::user::User;
 
 /// What an emailed single-use token is for.
@@ -72,6 +73,7 @@ pub trait TokenStore: Send + Sync {
     /// deleted only if it exists and has not expired at `now` (`NotFound` otherwise), and the
     /// user is saved only if its stored version is still `previous.version` (`VersionConflict`
     /// otherwise). The change must keep the email and the status (no email claim moves).
+    /// `events` are recorded in the same transaction.
     async fn redeem_token(
         &self,
         kind: TokenKind,
@@ -79,6 +81,7 @@ pub trait TokenStore: Send + Sync {
         now: OffsetDateTime,
         user: &User,
         previous: &User,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError>;
 
     /// The verification mail logs of `user` and of the address `email_key`.

@@ -1,5 +1,6 @@
 //! Outgoing email: the kinds of mail the product sends (password recovery, email
-//! verification, the passkey-added security notice), rendered from the templates in `shared/templates/`, and the `Mailer` port
+//! verification, the security notices: passkey added, password changed or reset, email
+//! changed), rendered from the templates in `shared/templates/`, and the `Mailer` port
 //! (adapters in `notify`).
 //!
 //! A mail carries a secret link, so neither its body nor its link is ever logged.
@@ -52,7 +53,74 @@ const PASSKEY_ADDED: Template = Template {
     html: include_str!("../../templates/passkey-added.html"),
 };
 
+const PASSWORD_CHANGED: Template = Template {
+    subject: include_str!("../../templates/password-changed.subject.txt"),
+    text: include_str!("../../templates/password-changed.txt"),
+    html: include_str!("../../templates/password-changed.html"),
+};
+
+const PASSWORD_RESET: Template = Template {
+    subject: include_str!("../../templates/password-reset.subject.txt"),
+    text: include_str!("../../templates/password-reset.txt"),
+    html: include_str!("../../templates/password-reset.html"),
+};
+
+const EMAIL_CHANGED: Template = Template {
+    subject: include_str!("../../templates/email-changed.subject.txt"),
+    text: include_str!("../../templates/email-changed.txt"),
+    html: include_str!("../../templates/email-changed.html"),
+};
+
+const SECOND_FACTOR_REMOVED: Template = Template {
+    subject: include_str!("../../templates/second-factor-removed.subject.txt"),
+    text: include_str!("../../templates/second-factor-removed.txt"),
+    html: include_str!("../../templates/second-factor-removed.html"),
+};
+
+/// A second factor a notice can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovedFactor {
+    PhoneNumber,
+    AuthenticatorApp,
+}
+
 impl Mail {
+    /// The security notice after the password of the account at `to` was changed (no link,
+    /// no token).
+    pub fn password_changed(to: &str) -> Self {
+        Self::render(&PASSWORD_CHANGED, to, &[("email", to)])
+    }
+
+    /// The security notice after the password of the account at `to` was reset with a
+    /// recovery link (no link, no token).
+    pub fn password_reset(to: &str) -> Self {
+        Self::render(&PASSWORD_RESET, to, &[("email", to)])
+    }
+
+    /// The security notice to `old_address` after the account's email moved away from it
+    /// (no link, no token, and not the new address).
+    pub fn email_changed(old_address: &str) -> Self {
+        Self::render(&EMAIL_CHANGED, old_address, &[("email", old_address)])
+    }
+
+    /// The security notice after `factors` were removed from the account at `to` (no link,
+    /// no token).
+    pub fn second_factor_removed(to: &str, factors: &[RemovedFactor]) -> Self {
+        let names: Vec<&str> = factors
+            .iter()
+            .map(|factor| match factor {
+                RemovedFactor::PhoneNumber => "the phone number",
+                RemovedFactor::AuthenticatorApp => "the authenticator app",
+            })
+            .collect();
+        let factor = names.join(" and ");
+        Self::render(
+            &SECOND_FACTOR_REMOVED,
+            to,
+            &[("factor", &factor), ("email", to)],
+        )
+    }
+
     /// The security notice after a passkey was added to the account at `to` (no link, no
     /// token).
     pub fn passkey_added(to: &str, name: &str) -> Self {
@@ -196,6 +264,37 @@ mod tests {
             assert!(mail.text.contains(link));
             assert!(mail.html.contains(link));
             assert!(!mail.subject.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn notices_fill_every_placeholder_and_carry_no_link() {
+        for mail in [
+            Mail::password_changed("a@example.com"),
+            Mail::password_reset("a@example.com"),
+            Mail::email_changed("a@example.com"),
+        ] {
+            for part in [&mail.subject, &mail.text, &mail.html] {
+                assert!(!part.contains("{{"), "unfilled placeholder in {part}");
+                assert!(!part.contains("http") && !part.contains("token="));
+            }
+            assert!(mail.text.contains("a@example.com") && mail.html.contains("a@example.com"));
+            assert!(!mail.subject.contains('\n') && !mail.subject.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_second_factor_notice_names_what_was_removed_and_carries_no_link() {
+        let both = [RemovedFactor::PhoneNumber, RemovedFactor::AuthenticatorApp];
+        let mail = Mail::second_factor_removed("a@example.com", &both);
+        assert!(
+            mail.text
+                .contains(": the phone number and the authenticator app.")
+        );
+        let app = Mail::second_factor_removed("a@example.com", &both[1..]);
+        assert!(app.html.contains("<strong>the authenticator app</strong>"));
+        for part in [&mail.subject, &mail.text, &mail.html] {
+            assert!(!part.contains("{{") && !part.contains("http") && !part.contains("token"));
         }
     }
 

@@ -142,6 +142,15 @@ impl Cause {
         }
     }
 
+    /// A change the user made themself outside any session: with a mailed link, or a login
+    /// that is not one yet.
+    pub fn user(id: UserId) -> Self {
+        Self {
+            actor: Some(Actor { id, admin: false }),
+            session: None,
+        }
+    }
+
     /// The events of a change from `previous` to `next` of one user, made now.
     pub fn events(&self, previous: &User, next: &User, now: OffsetDateTime) -> Vec<SecurityEvent> {
         // A microsecond apart, so that they list in the order they happened.
@@ -182,10 +191,17 @@ pub fn changes(previous: &User, next: &User) -> Vec<EventType> {
     if next.password_hash != previous.password_hash {
         kinds.push(EventType::PasswordChanged);
     }
-    if next.mobile.is_some() && previous.mobile.is_none() {
+    // `two_factor.*` is any second factor: the first one active, or the last one gone.
+    if next.totp_enabled() && !previous.totp_enabled() {
+        kinds.push(EventType::TotpEnabled);
+    }
+    if next.two_factor_enabled() && !previous.two_factor_enabled() {
         kinds.push(EventType::TwoFactorEnabled);
     }
-    if next.mobile.is_none() && previous.mobile.is_some() {
+    if !next.totp_enabled() && previous.totp_enabled() {
+        kinds.push(EventType::TotpDisabled);
+    }
+    if !next.two_factor_enabled() && previous.two_factor_enabled() {
         kinds.push(EventType::TwoFactorDisabled);
     }
     if next.roles != previous.roles {

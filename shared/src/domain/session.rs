@@ -4,6 +4,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 use async_trait::async_trait;
 
@@ -203,6 +204,29 @@ pub trait SessionStore: Send + Sync {
 
     /// Deletes the session; `false` if there was none.
     async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError>;
+
+    /// [`SessionStore::create_session`], recording `events` in the same transaction.
+    async fn create_session_recording(
+        &self,
+        session: &Session,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError>;
+
+    /// [`SessionStore::save_session`], recording `events` in the same transaction.
+    async fn save_session_recording(
+        &self,
+        session: &Session,
+        expected_version: u64,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the session and records `events`, in one transaction; `false`, and nothing
+    /// recorded, if there was no session.
+    async fn delete_session_recording(
+        &self,
+        id: SessionId,
+        events: &[SecurityEvent],
+    ) -> Result<bool, StoreError>;
 
     /// The user and the session of an access token, in one read.
     async fn get_user_and_session(

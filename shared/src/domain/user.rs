@@ -93,6 +93,8 @@ pub struct User {
     pub mobile: Option<String>,
     /// 2FA number waiting for its first code.
     pub pending_mobile: Option<String>,
+    /// The authenticator app and the recovery codes.
+    pub factors: AppFactors,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -110,8 +112,21 @@ impl User {
         self.status == Status::Active
     }
 
+    /// Any second factor is active: a verified number or an authenticator app.
     pub fn two_factor_enabled(&self) -> bool {
-        self.mobile.is_some()
+        self.mobile.is_some() || self.totp_enabled()
+    }
+
+    /// An authenticator app is active.
+    pub fn totp_enabled(&self) -> bool {
+        self.factors.totp_secret.is_some()
+    }
+
+    /// Removes every second factor: the numbers, the authenticator app and the recovery codes.
+    pub fn clear_second_factors(&mut self) {
+        self.mobile = None;
+        self.pending_mobile = None;
+        self.factors = AppFactors::default();
     }
 
     pub fn role_names(&self) -> Vec<String> {
@@ -124,6 +139,19 @@ impl User {
         roles.dedup();
         self.roles = roles;
     }
+}
+
+/// The second factors beside the SMS number. Nothing here is usable as read: the app's
+/// secrets are sealed (`security::secretbox`, under the secret store's TOTP key) and the
+/// recovery codes are HMACs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppFactors {
+    /// The active authenticator app's secret.
+    pub totp_secret: Option<String>,
+    /// An authenticator app enrolled but not yet confirmed by one of its codes.
+    pub pending_totp_secret: Option<String>,
+    /// The unused recovery codes.
+    pub recovery_codes: Vec<String>,
 }
 
 /// A person's name: 1–100 characters of letters (any script), marks, digits, spaces,

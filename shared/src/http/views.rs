@@ -11,6 +11,7 @@ use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 use crate::service::paging::Page;
 use crate::service::sessions::{ListedSession, Tokens};
+use crate::service::totp::Enrolment;
 use crate::service::two_factor::Verified;
 
 /// The public user object: exactly these keys, never a secret.
@@ -37,6 +38,8 @@ pub fn user(user: &User) -> Value {
             "enabled": user.two_factor_enabled(),
             "mobileNumberLast4": last4(&user.mobile).or_else(|| last4(&user.pending_mobile)),
             "pending": user.pending_mobile.is_some(),
+            "totp": user.totp_enabled(),
+            "recoveryCodesLeft": user.factors.recovery_codes.len(),
         },
         "createdAt": clock::format(user.created_at),
         "updatedAt": clock::format(user.updated_at),
@@ -56,13 +59,40 @@ pub fn login(tokens: &Tokens, user: &User) -> Value {
     body
 }
 
-/// A login waiting for its second factor: the `2fa`-scope token and the session.
-pub fn two_factor_login(token: &str, session: SessionId) -> Value {
+/// A login waiting for its second factor: the `2fa`-scope token, the session and the kinds
+/// of code the user can enter.
+pub fn two_factor_login(token: &str, session: SessionId, user: &User) -> Value {
     json!({
         "token": token,
         "sessionUUID": session,
         "twoFactorRequired": true,
+        "methods": two_factor_methods(user),
     })
+}
+
+/// In this order, of those the user has: `totp`, `sms`, `recoveryCode`.
+fn two_factor_methods(user: &User) -> Vec<&'static str> {
+    [
+        (user.totp_enabled(), "totp"),
+        (user.mobile.is_some(), "sms"),
+        (!user.factors.recovery_codes.is_empty(), "recoveryCode"),
+    ]
+    .into_iter()
+    .filter_map(|(present, method)| present.then_some(method))
+    .collect()
+}
+
+/// A new authenticator app's secret, shown once.
+pub fn totp_enrolment(enrolment: &Enrolment) -> Value {
+    json!({
+        "secret": enrolment.secret,
+        "otpauthUri": enrolment.otpauth_uri,
+    })
+}
+
+/// A new set of recovery codes, shown once.
+pub fn recovery_codes(codes: &[String]) -> Value {
+    json!({ "codes": codes })
 }
 
 /// A right code at `POST /users/sessions/verify`.

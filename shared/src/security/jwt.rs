@@ -1,5 +1,7 @@
 //! EdDSA (Ed25519) access tokens: issue, verify (alg, iss, aud, exp, scope) and publish as JWKS.
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -73,13 +75,29 @@ impl VerifyingKey {
 
 /// The current signing key, which signs every token, and the previous one, which only
 /// verifies: after a rotation, tokens signed before it stay valid until they expire.
+///
+/// A warm environment may swap in the keys of a rotated secret ([`JwtKeys::replace_with`]),
+/// so that a rotation needs no cold start.
 pub struct JwtKeys {
+    set: RwLock<Arc<KeySet>>,
+}
+
+/// One secret's keys: what [`JwtKeys`] swaps as a whole.
+struct KeySet {
     encoding: EncodingKey,
     current: VerifyingKey,
     previous: Option<VerifyingKey>,
     validation: Validation,
     issuer: String,
     audience: String,
+}
+
+impl KeySet {
+    fn key(&self, kid: &str) -> Option<&VerifyingKey> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|key| key.kid == kid)
+    }
 }
 
 impl JwtKeys {
@@ -101,13 +119,16 @@ impl JwtKeys {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
-        Ok(Self {
+        let set = KeySet {
             encoding: EncodingKey::from_ed_der(pkcs8_der),
             current,
             previous,
             validation,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+        };
+        Ok(Self {
+            set: RwLock::new(Arc::new(set)),
         })
     }
 
@@ -125,9 +146,29 @@ impl JwtKeys {
         )
     }
 
+    /// The keys in use now. The lock is held only to clone the `Arc`, never across work.
+    fn set(&self) -> Arc<KeySet> {
+        Arc::clone(&self.set.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// From now on, `other`'s keys sign and verify (a rotated secret read again).
+    pub fn replace_with(&self, other: JwtKeys) {
+        let set = other.set();
+        *self.set.write().unwrap_or_else(PoisonError::into_inner) = set;
+    }
+
     /// The `kid` tokens are signed under now.
-    pub fn current_kid(&self) -> &str {
-        &self.current.kid
+    pub fn current_kid(&self) -> String {
+        self.set().current.kid.clone()
+    }
+
+    /// Whether `token` names a `kid` that is neither the current nor the previous key's: a
+    /// token signed after a rotation this environment has not read yet (or a forged one).
+    pub fn names_unknown_kid(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|header| header.kid)
+            .is_some_and(|kid| self.set().key(&kid).is_none())
     }
 
     /// A signed token and its lifetime in seconds.
@@ -143,10 +184,11 @@ impl JwtKeys {
             Scope::Full => ACCESS_TOKEN_SECS,
             Scope::TwoFactor => TWO_FACTOR_TOKEN_SECS,
         };
+        let set = self.set();
         let iat = now.unix_timestamp();
         let claims = Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: set.issuer.clone(),
+            aud: set.audience.clone(),
             sub: user,
             sid: session,
             roles,
@@ -156,9 +198,9 @@ impl JwtKeys {
             scope,
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.current.kid.clone());
+        header.kid = Some(set.current.kid.clone());
         header.typ = Some(TOKEN_TYPE.to_owned());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+        let token = jsonwebtoken::encode(&header, &claims, &set.encoding)
             .expect("signing with a validated Ed25519 key cannot fail");
         (token, lifetime)
     }
@@ -172,10 +214,9 @@ impl JwtKeys {
             return None;
         }
         let kid = header.kid?;
-        let key = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|key| key.kid == kid)?;
-        let mut validation = self.validation.clone();
+        let set = self.set();
+        let key = set.key(&kid)?;
+        let mut validation = set.validation.clone();
         // Expiry is checked below against the injectable clock.
         validation.validate_exp = false;
         let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
@@ -186,8 +227,9 @@ impl JwtKeys {
 
     /// The RFC 7517 key set other services verify with: the current key, then the previous.
     pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> = std::iter::once(&self.current)
-            .chain(&self.previous)
+        let set = self.set();
+        let keys: Vec<Value> = std::iter::once(&set.current)
+            .chain(&set.previous)
             .map(VerifyingKey::jwk)
             .collect();
         json!({ "keys": keys })
@@ -356,15 +398,37 @@ mod tests {
             jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der)).unwrap()
         };
         assert!(
-            keys.verify(&sign(Some(keys.current_kid()), &new), now)
+            keys.verify(&sign(Some(&keys.current_kid()), &new), now)
                 .is_some()
         );
         assert!(keys.verify(&sign(None, &new), now).is_none());
         assert!(keys.verify(&sign(Some("unknown"), &new), now).is_none());
         // Signed by the previous key while naming the current one.
         assert!(
-            keys.verify(&sign(Some(keys.current_kid()), &old), now)
+            keys.verify(&sign(Some(&keys.current_kid()), &old), now)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn replaced_keys_sign_and_verify_in_place_and_unknown_kids_are_named() {
+        let (old, new) = (fresh_der(), fresh_der());
+        let keys = JwtKeys::new(&old, None, "iss", "apps").unwrap();
+        let rotated = JwtKeys::new(&new, Some(&old), "iss", "apps").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let old_token = token(&keys, now);
+        let new_token = token(&rotated, now);
+        assert!(!keys.names_unknown_kid(&old_token));
+        assert!(keys.names_unknown_kid(&new_token));
+        // Without a kid, or not a JWT: nothing a reload could fix.
+        assert!(!keys.names_unknown_kid("not.a.jwt"));
+
+        keys.replace_with(rotated);
+        assert!(keys.verify(&new_token, now).is_some());
+        assert!(keys.verify(&old_token, now).is_some());
+        assert!(!keys.names_unknown_kid(&new_token));
+        let kid = jsonwebtoken::decode_header(token(&keys, now)).unwrap().kid;
+        assert_eq!(kid.as_deref(), Some(keys.current_kid().as_str()));
+        assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 2);
     }
 }

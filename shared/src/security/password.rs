@@ -14,6 +14,8 @@ pub struct Password(SecretString);
 
 pub const MIN_LEN: usize = 6;
 pub const MAX_LEN: usize = 256;
+/// The field error of a new password on the common-password list (API.md).
+pub const TOO_COMMON: &str = "This password is too common.";
 
 impl Password {
     pub fn parse(input: &str) -> Result<Self, String> {
@@ -25,6 +27,16 @@ impl Password {
         } else {
             Ok(Self(SecretString::from(input)))
         }
+    }
+
+    /// A password being set (registration, change, reset): [`Password::parse`]'s length rule,
+    /// and not among the most common passwords, whatever its case.
+    pub fn parse_new(input: &str) -> Result<Self, String> {
+        let password = Self::parse(input)?;
+        if super::common_passwords::is_common(input) {
+            return Err(TOO_COMMON.to_owned());
+        }
+        Ok(password)
     }
 
     fn expose(&self) -> &str {
@@ -210,6 +222,22 @@ mod tests {
         assert!(Password::parse("123456").is_ok());
         assert!(Password::parse(&"x".repeat(256)).is_ok());
         assert!(Password::parse(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn a_new_password_is_refused_when_common_in_any_case_and_the_length_rule_comes_first() {
+        assert_eq!(Password::parse_new("Password1").unwrap_err(), TOO_COMMON);
+        assert_eq!(Password::parse_new("QWERTY").unwrap_err(), TOO_COMMON);
+        assert!(
+            Password::parse_new("12345")
+                .unwrap_err()
+                .contains("at least 6")
+        );
+        assert!(Password::parse_new("correct horse battery").is_ok());
+        assert!(
+            Password::parse("password1").is_ok(),
+            "a login may try anything"
+        );
     }
 
     #[test]

@@ -36,6 +36,14 @@ impl TotpSecret {
         bytes.try_into().ok().map(Self)
     }
 
+    /// The secret from the unpadded base32 a user types into an app; `None` unless it
+    /// decodes to 20 bytes.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        Secret::try_from_base32(text)
+            .ok()
+            .and_then(|secret| Self::from_bytes(secret.as_bytes()))
+    }
+
     pub fn as_bytes(&self) -> &[u8; SECRET_BYTES] {
         &self.0
     }
@@ -172,6 +180,15 @@ mod tests {
         );
         let decoded = Secret::try_from_base32(&encoded).unwrap();
         assert_eq!(decoded.as_bytes(), a.as_bytes());
+    }
+
+    #[test]
+    fn the_base32_form_reads_back_as_the_same_secret() {
+        let secret = TotpSecret::generate();
+        let read = TotpSecret::from_base32(&secret.to_base32()).unwrap();
+        assert_eq!(read.as_bytes(), secret.as_bytes());
+        assert!(TotpSecret::from_base32("GEZDGNBV").is_none());
+        assert!(TotpSecret::from_base32("not base32!").is_none());
     }
 
     #[test]

@@ -1,13 +1,22 @@
 //! Login lockout per email: the 5th failure within 15 minutes locks the email for 30 s; each
 //! failure after a lock ends locks it again for twice as long, up to 15 minutes; a success
 //! resets it. Unknown emails are counted too, so the lockout reveals nothing.
+//!
+//! An attempt on an existing account is recorded as `login.failed` (and `login.locked` when it
+//! locks the email) in the very write that reserves it, before the password is checked: an
+//! attempt is a failure until it is found right, in the events as in the lockout's count, and
+//! a success withdraws both in one write. So a wrong password costs what an unknown email
+//! does (one write before the hash, none after) and each lock is recorded once, by the write
+//! that set it.
 
 use time::{Duration, OffsetDateTime};
 
 use crate::ApiError;
 use crate::app::Core;
 use crate::domain::StoreError;
+use crate::domain::ids::UserId;
 use crate::domain::lockout::Lockout;
+use crate::domain::security_event::{Cause, EventType, SecurityEvent};
 
 pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW: Duration = Duration::minutes(15);
@@ -20,8 +29,16 @@ pub const MAX_LOCK_SECS: i64 = 15 * 60;
 /// and the attempt that causes it are decided together. However many wrong passwords race,
 /// at most [`MAX_FAILURES`] get through to the hash before the lock stands; a concurrent
 /// writer makes the write fail and the attempt is decided again on the new state. A password
-/// success then [`reset`]s the record.
-pub async fn reserve(core: &Core, email_key: &str) -> Result<(), ApiError> {
+/// success then hands the attempt to [`succeeded`].
+///
+/// `account` is the user holding the email, if any, and who attempts: their events are
+/// recorded with the reservation (an unknown email records none, in a write of the same
+/// shape).
+pub async fn reserve(
+    core: &Core,
+    email_key: &str,
+    account: Option<(UserId, &Cause)>,
+) -> Result<Attempt, ApiError> {
     for _ in 0..2 * MAX_FAILURES + 2 {
         let current = core.lockouts.get_lockout(email_key).await?;
         let now = core.clock.now();
@@ -33,12 +50,70 @@ pub async fn reserve(core: &Core, email_key: &str) -> Result<(), ApiError> {
         }
         let expected = current.as_ref().map(|l| l.version);
         let next = next_state(current, email_key, now);
-        match core.lockouts.put_lockout(&next, expected).await {
+        let recorded = account.map_or_else(Vec::new, |(user, cause)| {
+            failure_events(&next, user, cause, now)
+        });
+        match core
+            .lockouts
+            .put_lockout_recording(&next, expected, &recorded)
+            .await
+        {
+            Ok(()) => {
+                return Ok(Attempt {
+                    email_key: email_key.to_owned(),
+                    recorded,
+                });
+            }
+            Err(StoreError::VersionConflict) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::internal("lockout reservation kept conflicting"))
+}
+
+/// A login attempt reserved as a failure, and the events recorded with it.
+#[derive(Debug)]
+#[must_use = "a right password hands the attempt to `succeeded`"]
+pub struct Attempt {
+    email_key: String,
+    recorded: Vec<SecurityEvent>,
+}
+
+/// `login.failed` of the attempt that leads to `next`, and `login.locked` when it locks the
+/// email: the email was not locked when the attempt came (that is a 429, not an attempt), so
+/// a lock in `next` is the one this attempt sets.
+fn failure_events(
+    next: &Lockout,
+    user: UserId,
+    cause: &Cause,
+    now: OffsetDateTime,
+) -> Vec<SecurityEvent> {
+    let mut events = vec![cause.event(user, EventType::LoginFailed, now)];
+    if next.locked_until.is_some_and(|until| until > now) {
+        events.push(cause.event(
+            user,
+            EventType::LoginLocked,
+            now + Duration::microseconds(1),
+        ));
+    }
+    events
+}
+
+/// The password of `attempt` was right: forgets the email's failures (this attempt's
+/// included) and withdraws the events recorded with it, in one write.
+pub async fn succeeded(core: &Core, attempt: Attempt) -> Result<(), ApiError> {
+    for _ in 0..5 {
+        match core
+            .lockouts
+            .clear_lockout_withdrawing(&attempt.email_key, &attempt.recorded)
+            .await
+        {
+            // Only a concurrent transaction on the same items: try again.
             Err(StoreError::VersionConflict) => continue,
             other => return Ok(other?),
         }
     }
-    Err(ApiError::internal("lockout reservation kept conflicting"))
+    Err(ApiError::internal("lockout reset kept conflicting"))
 }
 
 /// Counts one failed attempt that was not reserved (a wrong password outside login),
@@ -54,11 +129,6 @@ pub async fn failed(core: &Core, email_key: &str) -> Result<(), ApiError> {
         }
     }
     Err(ApiError::internal("lockout update kept conflicting"))
-}
-
-/// Forgets the email's failures (and the attempt reserved for this success).
-pub async fn reset(core: &Core, email_key: &str) -> Result<(), ApiError> {
-    Ok(core.lockouts.clear_lockout(email_key).await?)
 }
 
 fn next_state(current: Option<Lockout>, email_key: &str, now: OffsetDateTime) -> Lockout {

@@ -2,13 +2,16 @@
 //! types; route groups turn them into bodies.
 
 pub mod lockout;
+pub mod notices;
 pub mod paging;
 #[cfg(feature = "passkeys")]
 pub mod passkeys;
 pub mod recovery;
 pub mod reports;
+pub mod second_factor;
 pub mod security_events;
 pub mod sessions;
+pub mod totp;
 pub mod two_factor;
 pub mod user_listing;
 pub mod users;

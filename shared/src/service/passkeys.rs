@@ -53,19 +53,6 @@ async fn security_event(core: &Core, principal: &Principal, kind: EventType, use
     security_events::record(core, event).await;
 }
 
-/// `currentPassword` must be the caller's password; a wrong one counts as a failed login of
-/// their email (`users::confirm_password` keeps the lockout's rule).
-async fn confirm_current_password(
-    core: &Core,
-    user: &User,
-    current_password: Option<&str>,
-) -> Result<(), ApiError> {
-    let candidate = current_password
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::field("currentPassword", "Is required."))?;
-    users::confirm_password(core, user, candidate).await
-}
-
 /// Appends `item` to the array at `path` of `value`; a missing one means webauthn-rs changed
 /// its JSON, which must not pass silently.
 fn push(value: &mut Value, path: &[&str], item: Value) -> Result<(), ApiError> {
@@ -87,7 +74,7 @@ pub async fn start_registration(
     current_password: Option<&str>,
 ) -> Result<CeremonyOptions, ApiError> {
     let user = &principal.user;
-    confirm_current_password(core, user, current_password).await?;
+    users::confirm_current_password(core, user, current_password).await?;
     let existing = core.passkeys.list_passkeys(user.id).await?;
     if existing.len() >= MAX_PASSKEYS {
         return Err(ApiError::TooManyPasskeys);
@@ -326,6 +313,6 @@ pub async fn finish_login(
         Err(StoreError::VersionConflict | StoreError::NotFound) => return Err(refused()),
         Err(other) => return Err(other.into()),
     }
-    let tokens = sessions::open(core, &user).await?;
+    let tokens = sessions::open_login(core, &user, None).await?;
     Ok((tokens, user))
 }

@@ -14,10 +14,11 @@ use crate::domain::email_token::{EmailToken, MailLog, TokenKind};
 use crate::domain::ids::UserId;
 use crate::domain::mail::Mail;
 use crate::domain::mail::Mailer;
+use crate::domain::security_event::{Cause, EventType, SecurityEvent};
 use crate::domain::user::User;
 use crate::security::crypto;
 use crate::security::password::Password;
-use crate::service::users;
+use crate::service::{notices, users};
 
 pub const TOKEN_LIFETIME: Duration = Duration::hours(1);
 pub const MAILS_PER_WINDOW: usize = 3;
@@ -82,10 +83,16 @@ pub async fn check(core: &Core, token: &str) -> Result<OffsetDateTime, ApiError>
     Ok(stored.expires_at)
 }
 
-/// Sets the new password with the token, in one transaction with using the token up, so of
-/// concurrent resets with one token exactly one succeeds. Ends every session of the user and
-/// clears the login lockout. 400 "Token is invalid or expired." for an unusable token.
-pub async fn reset(core: &Core, token: &str, password: &Password) -> Result<(), ApiError> {
+/// Sets the new password with the token, in one transaction with using the token up and its
+/// events (`password.reset` and `sessions.ended`, by the user), so of concurrent resets with
+/// one token exactly one succeeds. Ends every session of the user, clears the login lockout
+/// and mails the user a notice. 400 "Token is invalid or expired." for an unusable token.
+pub async fn reset(
+    core: &Core,
+    mailer: &dyn Mailer,
+    token: &str,
+    password: &Password,
+) -> Result<(), ApiError> {
     if usable(core, token).await?.is_none() {
         return Err(ApiError::TokenInvalidOrExpired);
     }
@@ -105,14 +112,17 @@ pub async fn reset(core: &Core, token: &str, password: &Password) -> Result<(), 
         users::revoke_all_sessions(&mut user);
         user.version = previous.version + 1;
         user.updated_at = now;
+        let events = reset_events(&previous, &user, now);
         match core
             .tokens
-            .redeem_token(TokenKind::Recovery, &hash, now, &user, &previous)
+            .redeem_token(TokenKind::Recovery, &hash, now, &user, &previous, &events)
             .await
         {
             Ok(()) => {
                 core.lockouts.clear_lockout(&user.email_key()).await?;
+                crate::service::second_factor::forgive(core, user.id).await?;
                 tracing::info!(user = %user.id, "password reset by recovery link; sessions revoked");
+                notices::send(mailer, &user, Mail::password_reset(&user.email)).await;
                 return Ok(());
             }
             Err(StoreError::NotFound) => return Err(ApiError::TokenInvalidOrExpired),
@@ -121,6 +131,21 @@ pub async fn reset(core: &Core, token: &str, password: &Password) -> Result<(), 
         }
     }
     Err(ApiError::VersionConflict)
+}
+
+/// What a reset from `previous` to `user` did, by the user holding the link: the password
+/// change is `password.reset`, and the sessions it ended `sessions.ended`.
+fn reset_events(previous: &User, user: &User, now: OffsetDateTime) -> Vec<SecurityEvent> {
+    Cause::user(user.id)
+        .events(previous, user, now)
+        .into_iter()
+        .map(|mut event| {
+            if event.kind == EventType::PasswordChanged {
+                event.kind = EventType::PasswordReset;
+            }
+            event
+        })
+        .collect()
 }
 
 /// The stored token and its user, if the token can still reset the password: known, not
@@ -271,7 +296,7 @@ mod tests {
             .unwrap();
         let token = token_in(&mailer.sent()[0]);
         let password = Password::parse("battery staple").unwrap();
-        reset(&app, &token, &password).await.unwrap();
+        reset(&app, &*app.mailer, &token, &password).await.unwrap();
         let saved = app.users.get_user(user.id).await.unwrap().unwrap();
         assert_eq!(saved.session_epoch, user.session_epoch + 1);
         assert_eq!(saved.version, user.version + 1);
@@ -281,7 +306,7 @@ mod tests {
                 .await
         );
         assert!(matches!(
-            reset(&app, &token, &password).await,
+            reset(&app, &*app.mailer, &token, &password).await,
             Err(ApiError::TokenInvalidOrExpired)
         ));
     }

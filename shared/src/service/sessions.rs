@@ -1,5 +1,9 @@
 //! Sessions: opening one (registration, login, 2FA verification), refreshing with rotation
 //! and reuse detection, and logging out.
+//!
+//! A login is `login.succeeded` when a full session is issued (a password login without 2FA, a
+//! passkey login, a completed 2FA login), recorded in the write that creates or upgrades the
+//! session; a password step that leaves a session waiting for its code records nothing.
 
 use serde::Serialize;
 
@@ -8,6 +12,7 @@ use crate::app::{Core, Principal};
 use crate::domain::StoreError;
 use crate::domain::email::Email;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::security_event::{Cause, EventType, SecurityEvent};
 use crate::domain::session::{MAX_LIVE_SESSIONS, RefreshCheck, Session, Stage};
 use crate::domain::user::{Status, User};
 use crate::security::jwt::Scope;
@@ -36,12 +41,19 @@ pub struct DeviceInfo {
     pub user_agent: Option<String>,
 }
 
-/// Opens a full session for `user` (registration: the user's first session).
+/// Opens a full session for `user` (registration: the user's first session, which records
+/// `user.registered` only).
 pub async fn open(core: &Core, user: &User) -> Result<Tokens, ApiError> {
-    open_with(core, user, None).await
+    let now = core.clock.now();
+    let mut session = Session::new(user.id, user.session_epoch, Stage::Full, now);
+    let refresh_token = session.rotate(now);
+    core.sessions.create_session(&session).await?;
+    Ok(tokens(core, user, &session, refresh_token))
 }
 
-async fn open_with(
+/// Opens the full session of a login (password or passkey), recording `login.succeeded` by
+/// the user in the same write.
+pub async fn open_login(
     core: &Core,
     user: &User,
     user_agent: Option<String>,
@@ -50,8 +62,14 @@ async fn open_with(
     let mut session = Session::new(user.id, user.session_epoch, Stage::Full, now);
     session.user_agent = user_agent;
     let refresh_token = session.rotate(now);
-    core.sessions.create_session(&session).await?;
+    core.sessions
+        .create_session_recording(&session, &[login_succeeded(user, &session, now)])
+        .await?;
     Ok(tokens(core, user, &session, refresh_token))
+}
+
+fn login_succeeded(user: &User, session: &Session, now: time::OffsetDateTime) -> SecurityEvent {
+    Cause::by(user.id, false, session.id).event(user.id, EventType::LoginSucceeded, now)
 }
 
 /// Keeps the user at [`MAX_LIVE_SESSIONS`] live full sessions after `opened` became one:
@@ -107,7 +125,12 @@ pub async fn complete_two_factor(
     upgraded.stage = Stage::Full;
     upgraded.version += 1;
     let refresh_token = upgraded.rotate(now);
-    match core.sessions.save_session(&upgraded, session.version).await {
+    let succeeded = login_succeeded(user, &upgraded, now);
+    match core
+        .sessions
+        .save_session_recording(&upgraded, session.version, &[succeeded])
+        .await
+    {
         Ok(()) => {
             end_sessions_over_the_cap(core, user, upgraded.id).await?;
             Ok(tokens(core, user, &upgraded, refresh_token))
@@ -125,7 +148,9 @@ pub enum LoginOutcome {
 }
 
 /// Email and password login with lockout. Unknown email, wrong password and a user who may
-/// not log in all get the same 401, after the same hashing work.
+/// not log in all get the same 401, after the same hashing work and the same requests: an
+/// unknown email reads a user as its claim would have led to, and its lockout write is the
+/// same transaction, without the `login.failed` an account's attempt records in it.
 pub async fn login(
     core: &Core,
     email: Option<String>,
@@ -139,11 +164,25 @@ pub async fn login(
         .filter(|p| !p.is_empty())
         .ok_or(ApiError::PasswordRequired)?;
     let email_key = email.trim().to_lowercase();
-    lockout::reserve(core, &email_key).await?;
     let user = match Email::parse(&email) {
-        Ok(email) => core.users.find_user_by_email(&email.normalized()).await?,
+        Ok(email) => {
+            let found = core.users.find_user_by_email(&email.normalized()).await?;
+            if found.is_none() {
+                // The read a claim would have led to.
+                core.users.get_user(UserId::new()).await?;
+            }
+            found
+        }
         Err(_) => None,
     };
+    // Nobody is authenticated yet: the events of a failure have no actor.
+    let anonymous = Cause::default();
+    let attempt = lockout::reserve(
+        core,
+        &email_key,
+        user.as_ref().map(|user| (user.id, &anonymous)),
+    )
+    .await?;
     // A password the rules would refuse still costs a hash, so timing tells nothing.
     let candidate = Password::parse(&password)
         .unwrap_or_else(|_| Password::parse("invalid-placeholder").expect("long enough"));
@@ -154,7 +193,7 @@ pub async fn login(
         // The attempt was counted as a failure when it was reserved.
         _ => return Err(ApiError::BadCredentials),
     };
-    lockout::reset(core, &email_key).await?;
+    lockout::succeeded(core, attempt).await?;
     if user.two_factor_enabled() {
         let now = core.clock.now();
         let mut session = Session::new(user.id, user.session_epoch, Stage::TwoFactor, now);
@@ -162,7 +201,7 @@ pub async fn login(
         core.sessions.create_session(&session).await?;
         return Ok(LoginOutcome::TwoFactorRequired { user, session });
     }
-    let tokens = open_with(core, &user, user_agent).await?;
+    let tokens = open_login(core, &user, user_agent).await?;
     end_sessions_over_the_cap(core, &user, tokens.session_uuid).await?;
     Ok(LoginOutcome::Complete { tokens, user })
 }
@@ -215,7 +254,10 @@ pub async fn refresh(
             }
             RefreshCheck::Reused => {
                 tracing::warn!(session = %session.id, user = %user.id, "refresh token reused after its grace window; session revoked");
-                core.sessions.delete_session(session.id).await?;
+                // Whoever presented the token is not known to be the user: no actor.
+                let detected = SecurityEvent::new(user.id, EventType::RefreshReuseDetected, now)
+                    .session(session.id);
+                delete_recording(core, session.id, detected).await?;
                 return Err(ApiError::InvalidToken);
             }
             RefreshCheck::Unknown => return Err(ApiError::InvalidToken),
@@ -246,16 +288,45 @@ fn successor(core: &Core, session: SessionId, token: &str) -> String {
     crate::security::crypto::hmac_token(&core.hmac_key, &format!("refresh:{session}:{token}"))
 }
 
-/// Ends a session. Someone else's session (for a non-admin) looks exactly like a missing one.
-pub async fn logout(core: &Core, caller: &User, session_id: SessionId) -> Result<(), ApiError> {
+/// Ends a session, recording `session.ended` for its user by the caller. Someone else's
+/// session (for a non-admin) looks exactly like a missing one.
+pub async fn logout(
+    core: &Core,
+    caller: &Principal,
+    session_id: SessionId,
+) -> Result<(), ApiError> {
     let session = core.sessions.get_session(session_id).await?;
     match session {
-        Some(session) if session.user_id == caller.id || caller.is_admin() => {
-            core.sessions.delete_session(session_id).await?;
+        Some(session) if session.user_id == caller.user.id || caller.user.is_admin() => {
+            let ended =
+                caller
+                    .cause()
+                    .event(session.user_id, EventType::SessionEnded, core.clock.now());
+            delete_recording(core, session_id, ended).await?;
             Ok(())
         }
         _ => Err(ApiError::SessionIdDoesNotExist),
     }
+}
+
+/// Deletes the session with `event` in one write (retried if a concurrent transaction got in
+/// the way); a session already gone records nothing.
+async fn delete_recording(
+    core: &Core,
+    session: SessionId,
+    event: SecurityEvent,
+) -> Result<(), ApiError> {
+    for _ in 0..3 {
+        match core
+            .sessions
+            .delete_session_recording(session, std::slice::from_ref(&event))
+            .await
+        {
+            Err(StoreError::VersionConflict) => continue,
+            other => return Ok(other.map(|_| ())?),
+        }
+    }
+    Err(ApiError::internal("session deletion kept conflicting"))
 }
 
 /// A live full session of a user as the sessions list shows it.

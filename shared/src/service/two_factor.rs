@@ -1,5 +1,7 @@
 //! Two-factor authentication by SMS: enrolling a number, texting codes (at enrolment, at a
-//! 2FA login and on request, within the resend limits), checking them, and removing 2FA.
+//! 2FA login and on request, within the resend limits), checking them, and removing 2FA. A
+//! 2FA login and removing one's number take an authenticator-app or recovery code too
+//! (`second_factor`).
 //!
 //! A code is 6 digits from the system CSPRNG, stored only as an HMAC, lives 10 minutes, is
 //! used once and allows 5 checks, counted atomically in storage. A user has at most one live
@@ -13,12 +15,14 @@ use crate::app::Core;
 use crate::domain::StoreError;
 use crate::domain::code::{CodeChange, OneTimeCode, SmsLog};
 use crate::domain::ids::UserId;
+use crate::domain::mail::Mailer;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::session::{Session, Stage};
 use crate::domain::sms::CodeSender;
 use crate::domain::user::User;
 use crate::security::crypto;
 use crate::security::jwt::Scope;
+use crate::service::second_factor::{self, Accept, Proof};
 use crate::service::sessions::{self, Tokens};
 use crate::service::users;
 use crate::{ApiError, Principal};
@@ -44,14 +48,18 @@ enum Limits {
 
 /// Texts a login code to the user's verified number, for a session waiting for it, unless a
 /// live unused code went out under 30 s ago or 5 texts went out within the hour (then nothing
-/// is texted and the login answers the same). If the provider refuses the code, the waiting
-/// session is deleted too, so a failed login leaves nothing behind.
+/// is texted and the login answers the same). With an active authenticator app nothing is
+/// texted (the app may ask for a text through the resend route). If the provider refuses the
+/// code, the waiting session is deleted too, so a failed login leaves nothing behind.
 pub async fn send_login_code(
     core: &Core,
     sms: &dyn CodeSender,
     user: &User,
     session: &Session,
 ) -> Result<(), ApiError> {
+    if user.totp_enabled() {
+        return Ok(());
+    }
     let result = async {
         let phone = user
             .mobile
@@ -81,38 +89,57 @@ pub enum Verified {
     Enabled(User),
 }
 
-/// `POST /users/sessions/verify`. With a `2fa`-scope token it completes the login. With a
-/// full token it activates the user's pending number. A wrong, expired, spent or missing
-/// code, or nothing to verify, is 400 "Code is not valid.…".
+/// `POST /users/sessions/verify`. With a `2fa`-scope token it completes the login, with a
+/// code of the app, one texted to the verified number or a recovery code (which also ends the
+/// live texted code). With a full token it activates the user's pending number, with a code
+/// texted to it. A wrong, expired, spent or missing code, or nothing to verify, is 400 "Code
+/// is not valid.…".
 pub async fn verify(core: &Core, principal: &Principal, code: &str) -> Result<Verified, ApiError> {
     let user = &principal.user;
+    let cause = principal.cause();
     match (principal.claims.scope, principal.session.stage) {
         (Scope::TwoFactor, Stage::TwoFactor) => {
-            let mobile = user.mobile.as_deref().ok_or(ApiError::CodeNotValid)?;
-            let live = check_code(core, user.id, code, mobile).await?;
-            if !core.codes.consume_code(user.id, &live.id).await? {
-                return Err(ApiError::CodeNotValid);
-            }
-            let tokens = sessions::complete_two_factor(core, user, &principal.session).await?;
-            Ok(Verified::LoggedIn {
-                tokens,
-                user: user.clone(),
-            })
+            let user = match second_factor::check(core, user, code, Accept::any(user)).await? {
+                Proof::Totp => user.clone(),
+                Proof::Sms(live) => {
+                    if !core.codes.consume_code(user.id, &live.id).await? {
+                        return Err(ApiError::CodeNotValid);
+                    }
+                    user.clone()
+                }
+                Proof::Recovery(hmac) => {
+                    let change = Some(CodeChange::Delete);
+                    second_factor::save(core, user.id, &cause, change, |user| {
+                        second_factor::spend_recovery_code(user, &hmac)
+                    })
+                    .await?
+                    .0
+                }
+            };
+            let tokens = sessions::complete_two_factor(core, &user, &principal.session).await?;
+            Ok(Verified::LoggedIn { tokens, user })
         }
         // That login was completed already: its 2fa token is spent.
         (Scope::TwoFactor, Stage::Full) => Err(ApiError::InvalidToken),
         (Scope::Full, _) => {
             let pending = user.pending_mobile.clone().ok_or(ApiError::CodeNotValid)?;
-            let live = check_code(core, user.id, code, &pending).await?;
-            let user = save_with_code(core, user.id, CodeChange::Consume(&live.id), |user| {
+            let Proof::Sms(live) =
+                second_factor::check(core, user, code, Accept::sms(&pending)).await?
+            else {
+                return Err(ApiError::internal(
+                    "a number was proved by another kind of code",
+                ));
+            };
+            let change = Some(CodeChange::Consume(&live.id));
+            let (user, _) = second_factor::save(core, user.id, &cause, change, |user| {
                 if user.pending_mobile.as_deref() != Some(pending.as_str()) {
                     return Err(ApiError::CodeNotValid);
                 }
                 user.mobile = user.pending_mobile.take();
-                Ok(())
+                Ok(Vec::new())
             })
             .await?;
-            tracing::info!(user = %user.id, "2FA enabled");
+            tracing::info!(user = %user.id, "2FA number verified");
             Ok(Verified::Enabled(user))
         }
     }
@@ -136,11 +163,14 @@ pub async fn enrol(
     let code = text_code(core, sms, user.id, phone, Limits::Enforce)
         .await?
         .ok_or_else(|| ApiError::internal("an enforced text was neither sent nor refused"))?;
-    save_with_code(core, user.id, CodeChange::Put(&code), |user| {
+    let change = Some(CodeChange::Put(&code));
+    let cause = crate::domain::security_event::Cause::default();
+    let (user, _) = second_factor::save(core, user.id, &cause, change, |user| {
         user.pending_mobile = Some(phone.as_str().to_owned());
-        Ok(())
+        Ok(Vec::new())
     })
-    .await
+    .await?;
+    Ok(user)
 }
 
 /// `GET /users/two-factor-auth/code`: texts a new code to `requested`, which must be the
@@ -179,67 +209,91 @@ pub async fn resend(
     Ok(())
 }
 
-/// `DELETE /users/two-factor-auth`: removes the caller's verified and pending numbers. While
-/// 2FA is only pending no code is needed (a given one is ignored); once verified, a valid code
-/// texted to the verified number is. Ends no session.
-pub async fn remove_own(core: &Core, user: &User, code: Option<&str>) -> Result<(), ApiError> {
-    match user.mobile.clone() {
-        Some(mobile) => {
-            let code = code.ok_or(ApiError::CodeNotValid)?;
-            let live = check_code(core, user.id, code, &mobile).await?;
-            save_with_code(core, user.id, CodeChange::Consume(&live.id), |user| {
-                if user.mobile.as_deref() != Some(mobile.as_str()) {
-                    return Err(ApiError::CodeNotValid);
-                }
-                clear(user);
-                Ok(())
-            })
-            .await?;
-        }
-        None if user.pending_mobile.is_some() => {
-            save_with_code(core, user.id, CodeChange::Delete, |user| {
-                // Verified meanwhile: now a code is needed.
-                if user.mobile.is_some() {
-                    return Err(ApiError::CodeNotValid);
-                }
-                clear(user);
-                Ok(())
-            })
-            .await?;
-        }
-        None => return Ok(()),
+/// `DELETE /users/two-factor-auth`: removes the caller's verified and pending numbers (the
+/// app has its own route). While no factor is active no code is needed (a given one is
+/// ignored); otherwise a code of the app, one texted to the verified number or a recovery code
+/// is. Removing the last factor deletes the recovery codes; removing a verified number mails
+/// the notice. Ends no session.
+pub async fn remove_own(
+    core: &Core,
+    mailer: &dyn Mailer,
+    principal: &Principal,
+    code: Option<&str>,
+) -> Result<(), ApiError> {
+    let user = &principal.user;
+    if user.mobile.is_none() && user.pending_mobile.is_none() {
+        return Ok(());
     }
-    tracing::info!(user = %user.id, "2FA removed by its user");
+    let proof = match user.two_factor_enabled() {
+        false => None,
+        true => {
+            let code = code.ok_or(ApiError::CodeNotValid)?;
+            Some(second_factor::check(core, user, code, Accept::any(user)).await?)
+        }
+    };
+    let change = match &proof {
+        Some(Proof::Sms(live)) => CodeChange::Consume(&live.id),
+        // The number's code goes with it.
+        _ => CodeChange::Delete,
+    };
+    let (saved, previous) =
+        second_factor::save(core, user.id, &principal.cause(), Some(change), |user| {
+            let events = match &proof {
+                // Enabled meanwhile: now a code is needed.
+                None if user.two_factor_enabled() => return Err(ApiError::CodeNotValid),
+                None | Some(Proof::Totp) => Vec::new(),
+                // The code proved a number that is no longer the verified one.
+                Some(Proof::Sms(live)) if user.mobile.as_deref() != Some(live.phone.as_str()) => {
+                    return Err(ApiError::CodeNotValid);
+                }
+                Some(Proof::Sms(_)) => Vec::new(),
+                Some(Proof::Recovery(hmac)) => second_factor::spend_recovery_code(user, hmac)?,
+            };
+            user.mobile = None;
+            user.pending_mobile = None;
+            second_factor::drop_recovery_codes_without_factor(user);
+            Ok(events)
+        })
+        .await?;
+    tracing::info!(user = %user.id, "2FA number removed by its user");
+    second_factor::notify_removed(mailer, &previous, &saved).await;
     Ok(())
 }
 
 /// `DELETE /users/{uuid}/two-factor-auth` (the caller is a csrAdmin): removes another user's
-/// 2FA, verified or pending. 404 "User UUID not found." for an unknown or deleted user.
-pub async fn remove_for(core: &Core, id: UserId) -> Result<(), ApiError> {
+/// every second factor (numbers, app, recovery codes) and forgets their wrong codes. 404 "User
+/// UUID not found." for an unknown or deleted user.
+pub async fn remove_for(
+    core: &Core,
+    mailer: &dyn Mailer,
+    principal: &Principal,
+    id: UserId,
+) -> Result<(), ApiError> {
     let user = users::find_live(core, id)
         .await?
         .ok_or(ApiError::UserUuidNotFound)?;
-    if user.mobile.is_none() && user.pending_mobile.is_none() {
-        return Ok(());
+    let mut cleared = user.clone();
+    cleared.clear_second_factors();
+    if cleared != user {
+        let saved = second_factor::save(
+            core,
+            id,
+            &principal.cause(),
+            Some(CodeChange::Delete),
+            |user| {
+                user.clear_second_factors();
+                Ok(Vec::new())
+            },
+        )
+        .await;
+        let (saved, previous) = match saved {
+            Err(ApiError::UserNotFound) => return Err(ApiError::UserUuidNotFound),
+            other => other?,
+        };
+        tracing::info!(user = %id, by = %principal.user.id, "2FA removed by a csrAdmin");
+        second_factor::notify_removed(mailer, &previous, &saved).await;
     }
-    let saved = save_with_code(core, id, CodeChange::Delete, |user| {
-        clear(user);
-        Ok(())
-    })
-    .await;
-    match saved {
-        Ok(_) => {
-            tracing::info!(user = %id, "2FA removed by a csrAdmin");
-            Ok(())
-        }
-        Err(ApiError::UserNotFound) => Err(ApiError::UserUuidNotFound),
-        Err(other) => Err(other),
-    }
-}
-
-fn clear(user: &mut User) {
-    user.mobile = None;
-    user.pending_mobile = None;
+    second_factor::forgive(core, id).await
 }
 
 /// The stored form of a code: an HMAC under the core's key, bound to the code's id.
@@ -334,7 +388,7 @@ async fn live_recent_code(
 
 /// Spends one check of the user's live code on `code`: the code if it matches and was texted
 /// to `phone`, else 400 "Code is not valid.…". Input that cannot be a code spends nothing.
-async fn check_code(
+pub(crate) async fn check_code(
     core: &Core,
     user: UserId,
     code: &str,
@@ -358,36 +412,6 @@ async fn check_code(
     } else {
         Err(ApiError::CodeNotValid)
     }
-}
-
-/// Applies `change` to the user and `code` to the user's code in one transaction, retrying on
-/// a concurrent write of the user (`change` sees fresh data each time). A code that was used
-/// or replaced meanwhile is 400 "Code is not valid.…".
-async fn save_with_code<F>(
-    core: &Core,
-    id: UserId,
-    code: CodeChange<'_>,
-    change: F,
-) -> Result<User, ApiError>
-where
-    F: Fn(&mut User) -> Result<(), ApiError>,
-{
-    for _ in 0..5 {
-        let previous = users::find_live(core, id)
-            .await?
-            .ok_or(ApiError::UserNotFound)?;
-        let mut user = previous.clone();
-        change(&mut user)?;
-        user.version = previous.version + 1;
-        user.updated_at = core.clock.now();
-        match core.codes.save_user_with_code(&user, &previous, code).await {
-            Ok(()) => return Ok(user),
-            Err(StoreError::VersionConflict) => continue,
-            Err(StoreError::NotFound) => return Err(ApiError::CodeNotValid),
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(ApiError::VersionConflict)
 }
 
 /// How long until another text is allowed, if one is not allowed at `now`.
@@ -794,34 +818,33 @@ mod tests {
     async fn removing_verified_2fa_needs_a_code_but_pending_2fa_does_not() {
         let (app, sender, user) = app_and_user().await;
         let pending = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
-        remove_own(&app, &pending, None).await.unwrap();
+        let (session, claims) = full_login(&app, &pending).await;
+        let as_caller = |user: User| Principal {
+            user,
+            session: session.clone(),
+            claims: claims.clone(),
+        };
+        remove_own(&app, &*app.mailer, &as_caller(pending), None)
+            .await
+            .unwrap();
         assert_eq!(fresh(&app, &user).await.pending_mobile, None);
 
         app.clock.advance(Duration::seconds(31));
         let pending = enrol(&app, &*app.sms, &user, &number()).await.unwrap();
         let code = sender.last_code_to(NUMBER).unwrap();
-        let (session, claims) = full_login(&app, &pending).await;
-        verify(
-            &app,
-            &Principal {
-                user: pending,
-                session,
-                claims,
-            },
-            &code,
-        )
-        .await
-        .unwrap();
+        verify(&app, &as_caller(pending), &code).await.unwrap();
         let enabled = fresh(&app, &user).await;
         assert!(matches!(
-            remove_own(&app, &enabled, None).await,
+            remove_own(&app, &*app.mailer, &as_caller(enabled.clone()), None).await,
             Err(ApiError::CodeNotValid)
         ));
 
         app.clock.advance(Duration::seconds(31));
         resend(&app, &*app.sms, &enabled, None).await.unwrap();
         let code = sender.last_code_to(NUMBER).unwrap();
-        remove_own(&app, &enabled, Some(&code)).await.unwrap();
+        remove_own(&app, &*app.mailer, &as_caller(enabled), Some(&code))
+            .await
+            .unwrap();
         let removed = fresh(&app, &user).await;
         assert_eq!((removed.mobile, removed.pending_mobile), (None, None));
     }

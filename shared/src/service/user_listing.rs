@@ -712,6 +712,7 @@ mod tests {
                 session_epoch: 0,
                 mobile: None,
                 pending_mobile: None,
+                factors: Default::default(),
                 created_at: at,
                 updated_at: at,
             };

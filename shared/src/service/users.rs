@@ -54,6 +54,7 @@ pub async fn register(core: &Core, new: NewUser) -> Result<User, ApiError> {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at: now,
         updated_at: now,
     };
@@ -177,10 +178,34 @@ pub async fn create_or_promote_admin(
 /// otherwise). It is a login attempt of the user's email as far as the lockout goes: refused
 /// with 429 while the email is locked, and the attempt is reserved as a failure before the
 /// hash (a right password then resets it), so a stolen access token cannot be used to guess
-/// the password.
+/// the password. A wrong one is recorded as `login.failed` by the user.
 pub async fn confirm_password(core: &Core, user: &User, candidate: &str) -> Result<(), ApiError> {
-    let email_key = user.email_key();
-    lockout::reserve(core, &email_key).await?;
+    confirm_password_by(core, user, candidate, &Cause::user(user.id)).await
+}
+
+/// `currentPassword` must be the caller's password: a field error when missing, 401
+/// "Password is incorrect." when wrong, which counts as a failed login of their email (as
+/// [`confirm_password`]).
+pub async fn confirm_current_password(
+    core: &Core,
+    user: &User,
+    current_password: Option<&str>,
+) -> Result<(), ApiError> {
+    let candidate = current_password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::field("currentPassword", "Is required."))?;
+    confirm_password(core, user, candidate).await
+}
+
+/// [`confirm_password`] asked by `cause` (the caller and their session), which a failure's
+/// events record.
+pub async fn confirm_password_by(
+    core: &Core,
+    user: &User,
+    candidate: &str,
+    cause: &Cause,
+) -> Result<(), ApiError> {
+    let attempt = lockout::reserve(core, &user.email_key(), Some((user.id, cause))).await?;
     let matches = match Password::parse(candidate) {
         Ok(candidate) => {
             core.hasher
@@ -190,7 +215,7 @@ pub async fn confirm_password(core: &Core, user: &User, candidate: &str) -> Resu
         Err(_) => false,
     };
     if matches {
-        lockout::reset(core, &email_key).await
+        lockout::succeeded(core, attempt).await
     } else {
         Err(ApiError::WrongPassword)
     }
@@ -220,6 +245,8 @@ pub struct ProfileChanged {
     pub user: User,
     /// The address changed (not just its case): it needs verifying again.
     pub email_changed: bool,
+    /// The address it changed from, when it did: the one the notice goes to.
+    pub moved_from: Option<String>,
 }
 
 /// Applies `change` to the live user when its version is one of `if_match` (any version when
@@ -247,6 +274,7 @@ pub async fn change_profile(
         .filter(|_| password_hash.is_some() && !deactivating);
     let now = core.clock.now();
     let mut email_changed = false;
+    let mut moved_from = None;
     let user = update_by(core, id, keep_session, cause, |user| {
         if if_match.is_some_and(|versions| !versions.contains(&user.version)) {
             return Err(ApiError::VersionConflict);
@@ -261,9 +289,11 @@ pub async fn change_profile(
             }
         }
         email_changed = false;
+        moved_from = None;
         if let Some(email) = &change.email {
             if email.normalized() != user.email_key() {
                 email_changed = true;
+                moved_from = Some(user.email.clone());
                 user.email_verified = false;
             }
             user.email = email.as_str().to_owned();
@@ -297,6 +327,7 @@ pub async fn change_profile(
     Ok(ProfileChanged {
         user,
         email_changed,
+        moved_from,
     })
 }
 
@@ -306,8 +337,7 @@ pub async fn change_profile(
 pub async fn soft_delete(core: &Core, id: UserId, cause: &Cause) -> Result<User, ApiError> {
     let user = update_by(core, id, None, cause, |user| {
         user.status = Status::Deleted;
-        user.mobile = None;
-        user.pending_mobile = None;
+        user.clear_second_factors();
         revoke_all_sessions(user);
         Ok(())
     })

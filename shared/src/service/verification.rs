@@ -10,6 +10,7 @@ use crate::domain::StoreError;
 use crate::domain::email_token::{EmailToken, TokenKind};
 use crate::domain::mail::Mail;
 use crate::domain::mail::Mailer;
+use crate::domain::security_event::Cause;
 use crate::domain::user::User;
 use crate::security::crypto;
 use crate::service::users;
@@ -91,8 +92,8 @@ async fn store_within_caps(core: &Core, token: &EmailToken) -> Result<bool, ApiE
     ))
 }
 
-/// Uses the token mailed to `email` and marks that email verified, in one transaction (of
-/// concurrent uses exactly one succeeds). 400 "The token is expired." for an unknown, expired,
+/// Uses the token mailed to `email` and marks that email verified, in one transaction with
+/// its `email.verified` event (of concurrent uses exactly one succeeds). 400 "The token is expired." for an unknown, expired,
 /// used or mismatched token or one mailed to an address the user no longer has;
 /// 400 "Cannot verify email for inactive user." when the user was deactivated since.
 pub async fn verify(core: &Core, email: &str, token: &str) -> Result<User, ApiError> {
@@ -117,9 +118,18 @@ pub async fn verify(core: &Core, email: &str, token: &str) -> Result<User, ApiEr
         user.email_verified = true;
         user.version = previous.version + 1;
         user.updated_at = now;
+        // `email.verified`, by the user holding the link.
+        let events = Cause::user(user.id).events(&previous, &user, now);
         match core
             .tokens
-            .redeem_token(TokenKind::Verification, &hash, now, &user, &previous)
+            .redeem_token(
+                TokenKind::Verification,
+                &hash,
+                now,
+                &user,
+                &previous,
+                &events,
+            )
             .await
         {
             Ok(()) => return Ok(user),

@@ -142,7 +142,22 @@ pub fn with_secrets(app: &App, secrets_json: &str) -> App {
     let mut rotated = app.clone();
     rotated.core.jwt = Arc::new(jwt);
     rotated.core.hmac_key = secrets.hmac_key.into();
+    rotated.core.totp_box = Arc::new(crate::security::secretbox::SecretBox::new(
+        &secrets.totp_key,
+    ));
     rotated
+}
+
+/// `app` as a deployed function runs it: its keys read from the secrets file at `path`, and
+/// read from it again when they are stale or a token names a key it does not hold.
+pub async fn reading_secrets_from(app: &App, path: &std::path::Path) -> App {
+    let json = std::fs::read_to_string(path).expect("the secrets file is readable");
+    let mut warm = with_secrets(app, &json);
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    warm.core = warm
+        .core
+        .reloading_keys_from(crate::config::SecretsSource::File(path.into()), aws);
+    warm
 }
 
 /// A request as API Gateway would hand it to a function.

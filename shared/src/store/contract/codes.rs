@@ -6,11 +6,12 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::task::JoinSet;
 
-use crate::domain::StoreError;
-use crate::domain::code::{CodeChange, CodeStore, OneTimeCode, SmsLog};
+use crate::domain::code::{CodeChange, CodeStore, FactorGuard, OneTimeCode, SmsLog};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::{EventType, SecurityEvent, SecurityEventStore};
 use crate::domain::user::UserStore;
 use crate::domain::user::{Status, User};
+use crate::domain::{ListStart, StoreError};
 
 const MAX: u32 = 5;
 
@@ -37,6 +38,7 @@ fn user() -> User {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at: now,
         updated_at: now,
     }
@@ -61,7 +63,7 @@ fn with_pending(previous: &User) -> User {
 }
 
 /// Runs every check on a store (each uses fresh users, so it need not be empty).
-pub async fn run_all<S: UserStore + CodeStore + 'static>(store: Arc<S>) {
+pub async fn run_all<S: UserStore + CodeStore + SecurityEventStore + 'static>(store: Arc<S>) {
     codes_round_trip_and_count_their_checks(&*store).await;
     a_new_code_ends_the_previous_one(&*store).await;
     expired_codes_are_not_checked(&*store).await;
@@ -73,6 +75,7 @@ pub async fn run_all<S: UserStore + CodeStore + 'static>(store: Arc<S>) {
     the_daily_sms_cap_counts_each_day_apart(&*store).await;
     concurrent_texts_never_pass_the_daily_cap(&store).await;
     a_code_is_read_without_spending_a_check(&*store).await;
+    factor_guards_are_versioned(&*store).await;
 }
 
 /// A day no other run uses (the counters are service-wide).
@@ -196,13 +199,15 @@ async fn concurrent_checks_get_at_most_the_allowed_attempts<S: CodeStore + 'stat
     assert_eq!(sorted, vec![1, 2, 3, 4, 5], "{granted:?}");
 }
 
-async fn user_saves_carry_their_code_change<S: UserStore + CodeStore>(store: &S) {
+async fn user_saves_carry_their_code_change<S: UserStore + CodeStore + SecurityEventStore>(
+    store: &S,
+) {
     let ada = user();
     store.create_user(&ada).await.unwrap();
     let stored = code(ada.id, now() + Duration::minutes(10));
     let pending = with_pending(&ada);
     store
-        .save_user_with_code(&pending, &ada, CodeChange::Put(&stored))
+        .save_user_with_code(&pending, &ada, CodeChange::Put(&stored), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -222,13 +227,19 @@ async fn user_saves_carry_their_code_change<S: UserStore + CodeStore>(store: &S)
     enabled.version += 1;
     enabled.mobile = enabled.pending_mobile.take();
     store
-        .save_user_with_code(&enabled, &pending, CodeChange::Consume(&stored.id))
+        .save_user_with_code(
+            &enabled,
+            &pending,
+            CodeChange::Consume(&stored.id),
+            &[event(&ada)],
+        )
         .await
         .unwrap();
     assert_eq!(
         store.get_user(ada.id).await.unwrap().as_ref(),
         Some(&enabled)
     );
+    assert_eq!(events_of(store, &ada).await, [EventType::TwoFactorEnabled]);
     assert_eq!(store.take_attempt(ada.id, now(), MAX).await.unwrap(), None);
 
     store
@@ -239,7 +250,7 @@ async fn user_saves_carry_their_code_change<S: UserStore + CodeStore>(store: &S)
     removed.version += 1;
     removed.mobile = None;
     store
-        .save_user_with_code(&removed, &enabled, CodeChange::Delete)
+        .save_user_with_code(&removed, &enabled, CodeChange::Delete, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -249,12 +260,16 @@ async fn user_saves_carry_their_code_change<S: UserStore + CodeStore>(store: &S)
     assert_eq!(store.take_attempt(ada.id, now(), MAX).await.unwrap(), None);
 }
 
-async fn a_stale_user_or_a_replaced_code_changes_nothing<S: UserStore + CodeStore>(store: &S) {
+async fn a_stale_user_or_a_replaced_code_changes_nothing<
+    S: UserStore + CodeStore + SecurityEventStore,
+>(
+    store: &S,
+) {
     let ada = user();
     store.create_user(&ada).await.unwrap();
     let pending = with_pending(&ada);
     store
-        .save_user_with_code(&pending, &ada, CodeChange::Delete)
+        .save_user_with_code(&pending, &ada, CodeChange::Delete, &[])
         .await
         .unwrap();
 
@@ -262,7 +277,7 @@ async fn a_stale_user_or_a_replaced_code_changes_nothing<S: UserStore + CodeStor
     let stale = with_pending(&ada);
     assert!(matches!(
         store
-            .save_user_with_code(&stale, &ada, CodeChange::Put(&stored))
+            .save_user_with_code(&stale, &ada, CodeChange::Put(&stored), &[event(&ada)])
             .await,
         Err(StoreError::VersionConflict)
     ));
@@ -274,7 +289,12 @@ async fn a_stale_user_or_a_replaced_code_changes_nothing<S: UserStore + CodeStor
     enabled.mobile = enabled.pending_mobile.take();
     assert!(matches!(
         store
-            .save_user_with_code(&enabled, &pending, CodeChange::Consume("another-code"))
+            .save_user_with_code(
+                &enabled,
+                &pending,
+                CodeChange::Consume("another-code"),
+                &[event(&ada)],
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -283,6 +303,48 @@ async fn a_stale_user_or_a_replaced_code_changes_nothing<S: UserStore + CodeStor
         Some(&pending)
     );
     assert!(store.consume_code(ada.id, &stored.id).await.unwrap());
+    assert!(events_of(store, &ada).await.is_empty());
+}
+
+fn event(user: &User) -> SecurityEvent {
+    SecurityEvent::new(user.id, EventType::TwoFactorEnabled, now())
+}
+
+async fn events_of<S: SecurityEventStore>(store: &S, user: &User) -> Vec<EventType> {
+    store
+        .list_events(user.id, ListStart::Skip(0), 100, now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.kind)
+        .collect()
+}
+
+async fn factor_guards_are_versioned<S: CodeStore>(store: &S) {
+    let user = UserId::new();
+    assert_eq!(store.get_factor_guard(user).await.unwrap(), None);
+    let mut guard = FactorGuard::new(user);
+    guard.reserve(true, now());
+    guard.last_step = Some(56_666_667);
+    guard.version = 1;
+    store.put_factor_guard(&guard, None).await.unwrap();
+    assert!(matches!(
+        store.put_factor_guard(&guard, None).await,
+        Err(StoreError::VersionConflict)
+    ));
+    assert_eq!(
+        store.get_factor_guard(user).await.unwrap().as_ref(),
+        Some(&guard)
+    );
+    let mut next = guard.clone();
+    next.succeed(true, guard.window_start);
+    next.version = 2;
+    assert!(matches!(
+        store.put_factor_guard(&next, Some(7)).await,
+        Err(StoreError::VersionConflict)
+    ));
+    store.put_factor_guard(&next, Some(1)).await.unwrap();
+    assert_eq!(store.get_factor_guard(user).await.unwrap(), Some(next));
 }
 
 async fn sms_logs_are_versioned<S: CodeStore>(store: &S) {

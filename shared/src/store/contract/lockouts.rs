@@ -1,12 +1,80 @@
 //! The contract of `LockoutStore`, run against the in-memory adapter (unit tests) and the
 //! DynamoDB adapter (integration tests on DynamoDB Local), so both behave the same.
 
-use crate::domain::StoreError;
+use crate::domain::ids::UserId;
 use crate::domain::lockout::{Lockout, LockoutStore};
+use crate::domain::security_event::{EventType, SecurityEvent, SecurityEventStore};
+use crate::domain::{ListStart, StoreError};
 
 /// Runs every check on a store that starts empty.
-pub async fn run_all<S: LockoutStore>(store: &S) {
+pub async fn run_all<S: LockoutStore + SecurityEventStore>(store: &S) {
     lockouts_are_versioned(store).await;
+    a_lockout_write_records_its_events_and_a_clear_withdraws_them(store).await;
+}
+
+async fn a_lockout_write_records_its_events_and_a_clear_withdraws_them<
+    S: LockoutStore + SecurityEventStore,
+>(
+    store: &S,
+) {
+    let now = crate::domain::clock::Clock::system().now();
+    let owner = UserId::new();
+    let listed = || async {
+        store
+            .list_events(owner, ListStart::Skip(0), 10, now)
+            .await
+            .unwrap()
+            .len()
+    };
+    let lockout = Lockout {
+        email_key: "recorded@example.com".into(),
+        failures: 5,
+        window_start: now,
+        last_failure_at: now,
+        locked_until: Some(now + time::Duration::seconds(30)),
+        lock_secs: 30,
+        version: 1,
+    };
+    let failed = SecurityEvent::new(owner, EventType::LoginFailed, now);
+    let locked = SecurityEvent::new(
+        owner,
+        EventType::LoginLocked,
+        now + time::Duration::microseconds(1),
+    );
+    let recorded = [failed, locked];
+    store
+        .put_lockout_recording(&lockout, None, &recorded)
+        .await
+        .unwrap();
+    assert_eq!(listed().await, 2);
+    let stale = SecurityEvent::new(owner, EventType::LoginFailed, now);
+    assert!(matches!(
+        store.put_lockout_recording(&lockout, None, &[stale]).await,
+        Err(StoreError::VersionConflict)
+    ));
+    assert_eq!(listed().await, 2, "a refused write records nothing");
+    store
+        .clear_lockout_withdrawing("recorded@example.com", &recorded)
+        .await
+        .unwrap();
+    assert_eq!(listed().await, 0);
+    assert_eq!(
+        store.get_lockout("recorded@example.com").await.unwrap(),
+        None
+    );
+    // An unknown email's attempt: the same write, without events.
+    store
+        .put_lockout_recording(&lockout, None, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_lockout("recorded@example.com").await.unwrap(),
+        Some(lockout)
+    );
+    store
+        .clear_lockout_withdrawing("recorded@example.com", &[])
+        .await
+        .unwrap();
 }
 
 async fn lockouts_are_versioned<S: LockoutStore>(store: &S) {

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::task::JoinSet;
 
-use crate::domain::StoreError;
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::{EventType, SecurityEvent, SecurityEventStore};
 use crate::domain::user::UserStore;
 use crate::domain::user::{Status, User};
+use crate::domain::{ListStart, StoreError};
 
 /// Now, at the microsecond precision that stored timestamps keep.
 fn now() -> OffsetDateTime {
@@ -37,6 +38,7 @@ fn user(email: &str) -> User {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at: now,
         updated_at: now,
     }
@@ -62,7 +64,7 @@ fn changed(previous: &User) -> User {
 }
 
 /// Runs every check on a store (users are created with fresh emails, so it need not be empty).
-pub async fn run_all<S: UserStore + TokenStore + 'static>(store: Arc<S>) {
+pub async fn run_all<S: UserStore + TokenStore + SecurityEventStore + 'static>(store: Arc<S>) {
     tokens_round_trip_by_kind_and_hash(&*store).await;
     a_token_is_redeemed_once_with_its_user_change(&*store).await;
     an_expired_token_is_not_redeemed(&*store).await;
@@ -96,26 +98,48 @@ async fn tokens_round_trip_by_kind_and_hash<S: UserStore + TokenStore>(store: &S
     ));
 }
 
-async fn a_token_is_redeemed_once_with_its_user_change<S: UserStore + TokenStore>(store: &S) {
+async fn a_token_is_redeemed_once_with_its_user_change<
+    S: UserStore + TokenStore + SecurityEventStore,
+>(
+    store: &S,
+) {
     let now = now();
     let ada = user(&format!("{}@tokens.example", UserId::new()));
     store.create_user(&ada).await.unwrap();
     let issued = token(TokenKind::Verification, &ada, now + Duration::hours(24));
     store.put_token(&issued).await.unwrap();
     let after = changed(&ada);
+    let verified = SecurityEvent::new(ada.id, EventType::EmailVerified, now);
     store
-        .redeem_token(issued.kind, &issued.hash, now, &after, &ada)
+        .redeem_token(issued.kind, &issued.hash, now, &after, &ada, &[verified])
         .await
         .unwrap();
+    let events = store
+        .list_events(ada.id, ListStart::Skip(0), 10, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventType::EmailVerified]
+    );
     assert_eq!(store.get_user(ada.id).await.unwrap(), Some(after.clone()));
     assert_eq!(
         store.get_token(issued.kind, &issued.hash).await.unwrap(),
         None
     );
+    let twice = SecurityEvent::new(ada.id, EventType::EmailVerified, now);
     let again = store
-        .redeem_token(issued.kind, &issued.hash, now, &changed(&after), &after)
+        .redeem_token(
+            issued.kind,
+            &issued.hash,
+            now,
+            &changed(&after),
+            &after,
+            &[twice],
+        )
         .await;
     assert!(matches!(again, Err(StoreError::NotFound)));
+    assert_eq!(store.count_events(ada.id, now).await.unwrap(), 1);
 }
 
 async fn an_expired_token_is_not_redeemed<S: UserStore + TokenStore>(store: &S) {
@@ -125,7 +149,7 @@ async fn an_expired_token_is_not_redeemed<S: UserStore + TokenStore>(store: &S) 
     let issued = token(TokenKind::Recovery, &ada, now - Duration::seconds(1));
     store.put_token(&issued).await.unwrap();
     let result = store
-        .redeem_token(issued.kind, &issued.hash, now, &changed(&ada), &ada)
+        .redeem_token(issued.kind, &issued.hash, now, &changed(&ada), &ada, &[])
         .await;
     assert!(matches!(result, Err(StoreError::NotFound)));
     assert_eq!(store.get_user(ada.id).await.unwrap(), Some(ada));
@@ -140,7 +164,7 @@ async fn a_stale_user_keeps_the_token<S: UserStore + TokenStore>(store: &S) {
     let issued = token(TokenKind::Recovery, &ada, now + Duration::hours(1));
     store.put_token(&issued).await.unwrap();
     let result = store
-        .redeem_token(issued.kind, &issued.hash, now, &changed(&ada), &ada)
+        .redeem_token(issued.kind, &issued.hash, now, &changed(&ada), &ada, &[])
         .await;
     assert!(matches!(result, Err(StoreError::VersionConflict)));
     assert!(
@@ -168,7 +192,7 @@ async fn concurrent_redemptions_have_one_winner<S: UserStore + TokenStore + 'sta
             (store.clone(), issued.clone(), after.clone(), ada.clone());
         attempts.spawn(async move {
             store
-                .redeem_token(issued.kind, &issued.hash, now, &after, &ada)
+                .redeem_token(issued.kind, &issued.hash, now, &after, &ada, &[])
                 .await
         });
     }

@@ -29,6 +29,7 @@ pub(super) fn user(email: &str, created_at: OffsetDateTime) -> User {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at,
         updated_at: created_at,
     }

@@ -1,5 +1,6 @@
-//! `CodeStore` on DynamoDB: `USER#<uuid>`/`CODE` holds the user's one code and
-//! `USER#<uuid>`/`SMSLIMIT` the user's recent send times (see `docs/data-model.md`).
+//! `CodeStore` on DynamoDB: `USER#<uuid>`/`CODE` holds the user's one code,
+//! `USER#<uuid>`/`SMSLIMIT` the user's recent send times and `USER#<uuid>`/`FACTORGUARD` the
+//! counts of wrong second-factor codes (see `docs/data-model.md`).
 
 use std::collections::HashMap;
 
@@ -8,19 +9,21 @@ use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::users::UserItem;
+use super::users::save_uncounted_moves;
 use super::{
-    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, s, to_item,
+    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, put_event, s, to_item,
     transaction_error, ts, user_pk,
 };
 use crate::domain::StoreError;
-use crate::domain::code::{CodeChange, CodeStore, OneTimeCode, SmsLog};
+use crate::domain::code::{CodeChange, CodeStore, FactorGuard, OneTimeCode, SmsLog};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 
 const CODE_SK: &str = "CODE";
 const SMS_LOG_SK: &str = "SMSLIMIT";
 const SMS_DAY_SK: &str = "COUNT";
+const GUARD_SK: &str = "FACTORGUARD";
 
 /// The service-wide counter of one UTC day's texts.
 fn sms_day_pk(day: &str) -> String {
@@ -77,6 +80,21 @@ struct SmsLogItem {
     sent_at: Vec<String>,
     version: u64,
     ttl: i64,
+}
+
+/// No TTL: the consecutive count lasts until a right code, a password reset or a csrAdmin's
+/// 2FA removal, and the last accepted step as long as the app.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FactorGuardItem {
+    pk: String,
+    sk: String,
+    user_id: UserId,
+    window_start: Option<String>,
+    window_failures: u32,
+    consecutive_failures: u32,
+    last_step: Option<u64>,
+    version: u64,
 }
 
 impl DynamoStore {
@@ -198,35 +216,31 @@ impl CodeStore for DynamoStore {
         user: &User,
         previous: &User,
         change: CodeChange<'_>,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
-        if user.email_key() != previous.email_key() || user.status != previous.status {
+        if user.email_key() != previous.email_key()
+            || user.status != previous.status
+            || user.first_name != previous.first_name
+            || user.last_name != previous.last_name
+        {
             return Err(backend(
-                "a save with a code change may not change the email or status",
+                "a save with a code change may not change the email, status or names",
             ));
         }
-        let save_user = put(
-            &self.table,
-            to_item(&UserItem::from_user(user))?,
-            "version = :v",
-            Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
-        )?;
-        self.client
-            .transact_write_items()
-            .transact_items(save_user)
-            .transact_items(self.code_write(user.id, change)?)
-            .send()
-            .await
-            .map_err(|error| {
-                transaction_error(error, |index| {
-                    if index == 1 {
-                        StoreError::NotFound
-                    } else {
-                        // The user changed, or another transaction raced this one: retry.
-                        StoreError::VersionConflict
-                    }
-                })
-            })?;
-        Ok(())
+        // The user and the code are items 0 and 1, which the errors below name.
+        let mut others = vec![self.code_write(user.id, change)?];
+        for event in events {
+            others.push(put_event(&self.table, event)?);
+        }
+        save_uncounted_moves(self, user, previous, others, |index| {
+            if index == 1 {
+                StoreError::NotFound
+            } else {
+                // The user changed, or another transaction raced this one: retry.
+                StoreError::VersionConflict
+            }
+        })
+        .await
     }
 
     async fn take_daily_sms(&self, day: &str, cap: u32) -> Result<bool, StoreError> {
@@ -307,6 +321,41 @@ impl CodeStore for DynamoStore {
             version: log.version,
             // The limits look back one hour; after that the log says nothing.
             ttl: last.map_or(0, |at| (at + time::Duration::hours(1)).unix_timestamp()),
+        };
+        self.put_versioned(to_item(&item)?, expected_version).await
+    }
+
+    async fn get_factor_guard(&self, user: UserId) -> Result<Option<FactorGuard>, StoreError> {
+        let Some(item) = self
+            .get_consistent::<FactorGuardItem>(user_pk(user), GUARD_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(FactorGuard {
+            user_id: item.user_id,
+            window_start: item.window_start.as_deref().map(parse_ts).transpose()?,
+            window_failures: item.window_failures,
+            consecutive_failures: item.consecutive_failures,
+            last_step: item.last_step,
+            version: item.version,
+        }))
+    }
+
+    async fn put_factor_guard(
+        &self,
+        guard: &FactorGuard,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let item = FactorGuardItem {
+            pk: user_pk(guard.user_id),
+            sk: GUARD_SK.into(),
+            user_id: guard.user_id,
+            window_start: guard.window_start.map(ts),
+            window_failures: guard.window_failures,
+            consecutive_failures: guard.consecutive_failures,
+            last_step: guard.last_step,
+            version: guard.version,
         };
         self.put_versioned(to_item(&item)?, expected_version).await
     }

@@ -86,6 +86,23 @@ pub fn put_event(table: &str, event: &SecurityEvent) -> Result<TransactWriteItem
     )
 }
 
+/// The delete of `event`, to join the transaction that withdraws it (an attempt recorded as
+/// failed that turned out right).
+pub fn delete_event(table: &str, event: &SecurityEvent) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .delete(
+            aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(table)
+                .set_key(Some(key(
+                    user_pk(event.user_id),
+                    format!("{SK_PREFIX}{}", event.sort_key()),
+                )))
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
+}
+
 impl DynamoStore {
     /// The user's unexpired events, newest first.
     fn event_query(&self, user: UserId, now: OffsetDateTime) -> QueryFluentBuilder {

@@ -3,16 +3,18 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
+use super::events::put_event;
 use super::users::user_from_item;
 use super::{
-    DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, s, session_pk, to_item, ts,
-    user_pk,
+    DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, put, s, session_pk, to_item,
+    transaction_error, ts, user_pk,
 };
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::session::{GraceHash, Session, SessionStore, Stage};
 use crate::domain::user::User;
 
@@ -127,6 +129,34 @@ fn session_from_item(item: Item) -> Result<Session, StoreError> {
     from_item::<SessionItem>(item)?.into_session()
 }
 
+impl DynamoStore {
+    /// `first`, then the puts of `events`, as one transaction; a failed condition of `first`
+    /// is `first_failed`, anything else in the way a `VersionConflict`.
+    async fn transact_recording(
+        &self,
+        first: TransactWriteItem,
+        events: &[SecurityEvent],
+        first_failed: fn() -> StoreError,
+    ) -> Result<(), StoreError> {
+        let mut items = vec![first];
+        for event in events {
+            items.push(put_event(&self.table, event)?);
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(|error| {
+                transaction_error(error, |index| match index {
+                    0 => first_failed(),
+                    _ => StoreError::VersionConflict,
+                })
+            })?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SessionStore for DynamoStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
@@ -225,6 +255,71 @@ impl SessionStore for DynamoStore {
             .await
             .map_err(backend)?;
         Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn create_session_recording(
+        &self,
+        session: &Session,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        let create = put(
+            &self.table,
+            to_item(&SessionItem::from_session(session))?,
+            "attribute_not_exists(pk)",
+            None,
+        )?;
+        self.transact_recording(create, events, || StoreError::VersionConflict)
+            .await
+    }
+
+    async fn save_session_recording(
+        &self,
+        session: &Session,
+        expected_version: u64,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        // A transaction tells no missing item from a stale one: the read after a refusal
+        // does (a conflict is retried by the caller, a missing session is not).
+        let save = put(
+            &self.table,
+            to_item(&SessionItem::from_session(session))?,
+            "version = :v",
+            Some(HashMap::from([(":v".to_owned(), n(expected_version))])),
+        )?;
+        match self
+            .transact_recording(save, events, || StoreError::VersionConflict)
+            .await
+        {
+            Err(StoreError::VersionConflict) if self.get_session(session.id).await?.is_none() => {
+                Err(StoreError::NotFound)
+            }
+            other => other,
+        }
+    }
+
+    async fn delete_session_recording(
+        &self,
+        id: SessionId,
+        events: &[SecurityEvent],
+    ) -> Result<bool, StoreError> {
+        let delete = TransactWriteItem::builder()
+            .delete(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(session_pk(id), "SESSION")))
+                    .condition_expression("attribute_exists(pk)")
+                    .build()
+                    .map_err(backend)?,
+            )
+            .build();
+        match self
+            .transact_recording(delete, events, || StoreError::NotFound)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     async fn get_user_and_session(

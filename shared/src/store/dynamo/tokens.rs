@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::users::UserItem;
+use super::events::put_event;
+use super::users::save_uncounted_moves;
 use super::{
     DynamoStore, backend, classify, key, n, parse_ts, put, s, to_item, transaction_error, ts,
     user_pk,
@@ -15,6 +16,7 @@ use super::{
 use crate::domain::StoreError;
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore, VerificationLogs};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 
 fn token_pk(kind: TokenKind, hash: &str) -> String {
@@ -197,10 +199,15 @@ impl TokenStore for DynamoStore {
         now: OffsetDateTime,
         user: &User,
         previous: &User,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
-        if user.email_key() != previous.email_key() || user.status != previous.status {
+        if user.email_key() != previous.email_key()
+            || user.status != previous.status
+            || user.first_name != previous.first_name
+            || user.last_name != previous.last_name
+        {
             return Err(backend(
-                "redeeming a token may not change the email or status",
+                "redeeming a token may not change the email, status or names",
             ));
         }
         let use_token = TransactWriteItem::builder()
@@ -215,28 +222,19 @@ impl TokenStore for DynamoStore {
                     .map_err(backend)?,
             )
             .build();
-        let save_user = put(
-            &self.table,
-            to_item(&UserItem::from_user(user))?,
-            "version = :v",
-            Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
-        )?;
-        self.client
-            .transact_write_items()
-            .transact_items(use_token)
-            .transact_items(save_user)
-            .send()
-            .await
-            .map_err(|error| {
-                transaction_error(error, |index| {
-                    if index == 0 {
-                        StoreError::NotFound
-                    } else {
-                        StoreError::VersionConflict
-                    }
-                })
-            })?;
-        Ok(())
+        // The user and the token are items 0 and 1, which the errors below name.
+        let mut others = vec![use_token];
+        for event in events {
+            others.push(put_event(&self.table, event)?);
+        }
+        save_uncounted_moves(self, user, previous, others, |index| {
+            if index == 1 {
+                StoreError::NotFound
+            } else {
+                StoreError::VersionConflict
+            }
+        })
+        .await
     }
 
     async fn get_mail_log(&self, email_key: &str) -> Result<Option<MailLog>, StoreError> {

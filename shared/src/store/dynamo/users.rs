@@ -21,8 +21,8 @@ use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::{
-    COUNTER_SHARDS, IndexQuery, LISTED_STATUSES, Role, RowFilter, Status, User, UserIndex,
-    UserPartition, UserStore, index_partition, index_shard,
+    AppFactors, COUNTER_SHARDS, IndexQuery, LISTED_STATUSES, Role, RowFilter, Status, User,
+    UserIndex, UserPartition, UserStore, index_partition, index_shard,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -46,6 +46,13 @@ pub(super) struct UserItem {
     session_epoch: u64,
     mobile: Option<String>,
     pending_mobile: Option<String>,
+    /// Sealed authenticator-app secrets and recovery-code HMACs (absent on older items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    totp_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_totp_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recovery_codes: Vec<String>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +97,9 @@ impl UserItem {
             session_epoch: user.session_epoch,
             mobile: user.mobile.clone(),
             pending_mobile: user.pending_mobile.clone(),
+            totp_secret: user.factors.totp_secret.clone(),
+            pending_totp_secret: user.factors.pending_totp_secret.clone(),
+            recovery_codes: user.factors.recovery_codes.clone(),
             created_at: ts(user.created_at),
             updated_at: ts(user.updated_at),
             gsi1pk: partition.clone(),
@@ -119,6 +129,11 @@ impl UserItem {
             session_epoch: self.session_epoch,
             mobile: self.mobile,
             pending_mobile: self.pending_mobile,
+            factors: AppFactors {
+                totp_secret: self.totp_secret,
+                pending_totp_secret: self.pending_totp_secret,
+                recovery_codes: self.recovery_codes,
+            },
             created_at: parse_ts(&self.created_at)?,
             updated_at: parse_ts(&self.updated_at)?,
         })
@@ -325,6 +340,58 @@ async fn transact_counted(
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Runs a save of `user` over `previous` that moves no counter (neither status nor names
+/// change: a code or a mailed token's save) in one transaction with `others`, the user's put
+/// first. A user item written before the counters (no `counted`: not yet migrated) fails the
+/// first attempt's condition; the second saves it counting it, as a migration would.
+/// `reasons_to_error` maps a failed item's index (0: the user, a real version conflict) as
+/// `transaction_error` does.
+pub(super) async fn save_uncounted_moves(
+    store: &DynamoStore,
+    user: &User,
+    previous: &User,
+    others: Vec<TransactWriteItem>,
+    reasons_to_error: impl Fn(usize) -> StoreError,
+) -> Result<(), StoreError> {
+    for counted in [true, false] {
+        let (condition, mut values) = if counted {
+            (
+                "version = :v AND counted = :true",
+                HashMap::from([(":true".to_owned(), AttributeValue::Bool(true))]),
+            )
+        } else {
+            ("version = :v AND attribute_not_exists(counted)", HashMap::new())
+        };
+        values.insert(":v".to_owned(), n(previous.version));
+        let mut items = vec![put(
+            &store.table,
+            to_item(&UserItem::from_user(user))?,
+            condition,
+            Some(values),
+        )?];
+        items.extend(others.iter().cloned());
+        let moves = if counted {
+            Vec::new()
+        } else {
+            counter_moves(user, None)
+        };
+        let user_failed = std::sync::atomic::AtomicBool::new(false);
+        match transact_counted(store, items, &moves).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let error = transaction_error(error, |index| {
+                    user_failed.store(index == 0, std::sync::atomic::Ordering::Relaxed);
+                    reasons_to_error(index)
+                });
+                if !(counted && user_failed.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Err(StoreError::VersionConflict)
 }
 
 /// The index, its partition key and sort key attributes.

@@ -5,8 +5,9 @@ use time::OffsetDateTime;
 
 use super::MemoryStore;
 use crate::domain::StoreError;
-use crate::domain::code::{CodeChange, CodeStore, OneTimeCode, SmsLog};
+use crate::domain::code::{CodeChange, CodeStore, FactorGuard, OneTimeCode, SmsLog};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 
 #[async_trait]
@@ -53,6 +54,7 @@ impl CodeStore for MemoryStore {
         user: &User,
         previous: &User,
         change: CodeChange<'_>,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         if user.email_key() != previous.email_key() || user.status != previous.status {
             return Err(StoreError::Backend(
@@ -79,6 +81,7 @@ impl CodeStore for MemoryStore {
             }
         }
         users.insert(user.id, user.clone());
+        self.record_all(events);
         Ok(())
     }
 
@@ -113,6 +116,23 @@ impl CodeStore for MemoryStore {
             return Err(StoreError::VersionConflict);
         }
         logs.insert(log.user_id, log.clone());
+        Ok(())
+    }
+
+    async fn get_factor_guard(&self, user: UserId) -> Result<Option<FactorGuard>, StoreError> {
+        Ok(self.factor_guards.lock().unwrap().get(&user).cloned())
+    }
+
+    async fn put_factor_guard(
+        &self,
+        guard: &FactorGuard,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut guards = self.factor_guards.lock().unwrap();
+        if guards.get(&guard.user_id).map(|g| g.version) != expected_version {
+            return Err(StoreError::VersionConflict);
+        }
+        guards.insert(guard.user_id, guard.clone());
         Ok(())
     }
 }

@@ -26,6 +26,16 @@ impl MemoryStore {
         }
     }
 
+    /// Deletes `events`, recorded for a change that did not happen after all.
+    pub(super) fn forget_all(&self, events: &[SecurityEvent]) {
+        let mut stored = self.events.lock().unwrap();
+        for event in events {
+            if let Some(by_key) = stored.get_mut(&event.user_id) {
+                by_key.remove(&event.sort_key());
+            }
+        }
+    }
+
     /// The user's unexpired events, newest first, with their sort keys.
     fn live_events(&self, user: UserId, now: OffsetDateTime) -> Vec<(String, SecurityEvent)> {
         let cutoff = clock::format(now - RETENTION);

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::domain::StoreError;
 use crate::domain::lockout::{Lockout, LockoutStore};
+use crate::domain::security_event::SecurityEvent;
 
 #[async_trait]
 impl LockoutStore for MemoryStore {
@@ -27,6 +28,27 @@ impl LockoutStore for MemoryStore {
 
     async fn clear_lockout(&self, email_key: &str) -> Result<(), StoreError> {
         self.lockouts.lock().unwrap().remove(email_key);
+        Ok(())
+    }
+
+    async fn put_lockout_recording(
+        &self,
+        lockout: &Lockout,
+        expected_version: Option<u64>,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        self.put_lockout(lockout, expected_version).await?;
+        self.record_all(events);
+        Ok(())
+    }
+
+    async fn clear_lockout_withdrawing(
+        &self,
+        email_key: &str,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        self.clear_lockout(email_key).await?;
+        self.forget_all(events);
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use crate::domain::code::{OneTimeCode, SmsLog};
+use crate::domain::code::{FactorGuard, OneTimeCode, SmsLog};
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind};
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::lockout::Lockout;
@@ -35,6 +35,7 @@ pub struct MemoryStore {
     codes: Mutex<HashMap<UserId, OneTimeCode>>,
     sms_logs: Mutex<HashMap<UserId, SmsLog>>,
     sms_days: Mutex<HashMap<String, u32>>,
+    factor_guards: Mutex<HashMap<UserId, FactorGuard>>,
     verification_logs: Mutex<VerificationLogMaps>,
     pub(super) reports: Mutex<reports::MemoryReports>,
     pub(super) events: Mutex<events::MemoryEvents>,

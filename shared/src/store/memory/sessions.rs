@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::session::{Session, SessionStore};
 use crate::domain::user::User;
 
@@ -54,6 +55,39 @@ impl SessionStore for MemoryStore {
 
     async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError> {
         Ok(self.sessions.lock().unwrap().remove(&id).is_some())
+    }
+
+    async fn create_session_recording(
+        &self,
+        session: &Session,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        self.create_session(session).await?;
+        self.record_all(events);
+        Ok(())
+    }
+
+    async fn save_session_recording(
+        &self,
+        session: &Session,
+        expected_version: u64,
+        events: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        self.save_session(session, expected_version).await?;
+        self.record_all(events);
+        Ok(())
+    }
+
+    async fn delete_session_recording(
+        &self,
+        id: SessionId,
+        events: &[SecurityEvent],
+    ) -> Result<bool, StoreError> {
+        let deleted = self.delete_session(id).await?;
+        if deleted {
+            self.record_all(events);
+        }
+        Ok(deleted)
     }
 
     async fn get_user_and_session(

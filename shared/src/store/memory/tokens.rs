@@ -6,6 +6,7 @@ use super::MemoryStore;
 use crate::domain::StoreError;
 use crate::domain::email_token::{EmailToken, MailLog, TokenKind, TokenStore, VerificationLogs};
 use crate::domain::ids::UserId;
+use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::User;
 
 #[async_trait]
@@ -87,6 +88,7 @@ impl TokenStore for MemoryStore {
         now: time::OffsetDateTime,
         user: &User,
         previous: &User,
+        events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
         if user.email_key() != previous.email_key() || user.status != previous.status {
             return Err(StoreError::Backend(
@@ -104,6 +106,8 @@ impl TokenStore for MemoryStore {
         }
         tokens.remove(&key);
         users.insert(user.id, user.clone());
+        drop((tokens, users));
+        self.record_all(events);
         Ok(())
     }
 
