@@ -557,9 +557,18 @@ mod tests {
             .iter()
             .map(|i| i.index_name.as_str())
             .collect();
-        assert_eq!(indexes, ["gsi1", "gsi2", "userSessions"]);
-        assert_eq!(spec.attribute_definitions().unwrap().len(), 8);
-        assert_eq!(spec.global_secondary_indexes().unwrap().unwrap().len(), 3);
+        assert_eq!(
+            indexes,
+            [
+                "gsi1",
+                "gsi2",
+                "usersByFirstName",
+                "usersByLastName",
+                "userSessions"
+            ]
+        );
+        assert_eq!(spec.attribute_definitions().unwrap().len(), 10);
+        assert_eq!(spec.global_secondary_indexes().unwrap().unwrap().len(), 5);
         let ttl = spec.time_to_live_specification.unwrap();
         assert_eq!(ttl.attribute_name, "ttl");
         assert!(ttl.enabled);

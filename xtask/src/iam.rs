@@ -128,7 +128,7 @@ mod tests {
                 .any(|a| a.starts_with("s3:"))
         );
         assert!(!allowed["sessions"].iter().any(|a| a.starts_with("s3:")));
-        // Listing users may query the two user indexes only; reports query the table.
+        // Listing users may query the four user indexes only; reports query the table.
         let queries = |function: &str| -> Vec<String> {
             allowed[function]
                 .iter()
@@ -141,7 +141,9 @@ mod tests {
             [
                 "dynamodb:Query",
                 "dynamodb:Query index/gsi1",
-                "dynamodb:Query index/gsi2"
+                "dynamodb:Query index/gsi2",
+                "dynamodb:Query index/usersByFirstName",
+                "dynamodb:Query index/usersByLastName"
             ]
         );
         assert_eq!(queries("diagnostic-reports"), ["dynamodb:Query"]);

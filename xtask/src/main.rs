@@ -1,5 +1,5 @@
 //! Developer tasks for this repository: `cargo xtask dev | admin | keys | test | bench |
-//! package | schemathesis | fuzz` (see README.md).
+//! migrate | package | schemathesis | fuzz` (see README.md).
 //!
 //! Unix only: emulators are managed with POSIX signals.
 
@@ -7,6 +7,7 @@ mod admin;
 #[cfg(test)]
 mod authz_matrix_test;
 mod bench;
+mod bench_users;
 mod check;
 mod dev;
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod keys;
 mod lifecycle_events_test;
 mod lint;
 mod localenv;
+mod migrate;
 #[cfg(test)]
 mod openapi_test;
 mod package;
@@ -60,6 +62,15 @@ usage:
       emulators of its own on ports 8002/5002, and print cold starts (N fresh processes per
       function, default 5), warm latency (N invocations per route, default 200) and peak memory;
       also written to target/bench/report.json.
+  cargo xtask bench --users N
+      Load N users into a DynamoDB Local of its own (port 8032, batch writes), then print the
+      items read, read capacity, requests and latency of GET /users per order and filter (first
+      page, a deep cursor page, a page offset), of counts and of prefix searches; also written
+      to target/bench/users-N.json.
+  cargo xtask migrate [--page-size N]
+      Backfill the sharded listing indexes' attributes and the user counters on user items
+      written before them, in the dev stack's table (or in TABLE_NAME with the caller's AWS
+      environment). Idempotent; resumes from .localaws/migrate-TABLE.json after an interruption.
   cargo xtask package
       sam build (rust-cargolambda: cargo-lambda and Zig cross-compile arm64, installed on first
       use into .localaws/package-venv), each function's zip size, then each built bootstrap
@@ -83,7 +94,11 @@ fn main() -> ExitCode {
         Some("dev") if rest.is_empty() => dev::run(),
         Some("admin") => admin::Args::parse(&rest).and_then(admin::run),
         Some("test") => check::run(rest),
+        Some("bench") if rest.first().is_some_and(|a| a == "--users") => {
+            bench_users::Args::parse(&rest).and_then(bench_users::run)
+        }
         Some("bench") => bench::Args::parse(&rest).and_then(bench::run),
+        Some("migrate") => migrate::Args::parse(&rest).and_then(migrate::run),
         Some("keys") => keys::Args::parse(&rest).and_then(keys::run),
         Some("schemathesis") if rest.is_empty() => schemathesis::run(),
         Some("package") => package::run(&rest),

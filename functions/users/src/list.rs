@@ -17,7 +17,7 @@ use shared::http::Response;
 use shared::http::views;
 use shared::service::paging::{self, Start};
 use shared::service::user_listing;
-use shared::service::user_listing::{Column, Order, UserFilters, UserQuery};
+use shared::service::user_listing::{Column, Order, TextMatch, UserFilters, UserQuery};
 use shared::{Access, ApiError, MailContext};
 
 pub async fn list(app: &impl MailContext, req: &Request) -> Result<Response, ApiError> {
@@ -126,6 +126,11 @@ fn parse_filters(params: &BTreeMap<String, String>, fields: &mut FieldErrors) ->
         match name {
             // Longer than any address: refused before the lookup, whose key it would overflow.
             Some("email") if Email::too_long(value) => fail("Must be at most 254 bytes."),
+            Some("email" | "firstName" | "lastName")
+                if let Err(message) = TextMatch::parse(value) =>
+            {
+                fail(message)
+            }
             Some("email") => filters.email = Some(value.clone()),
             Some("uuid") => match UserId::parse(value) {
                 Some(id) => filters.uuid = Some(id),
@@ -225,11 +230,36 @@ mod tests {
         );
         assert_eq!(field_errors(&[("filter[uuid]", "nope")]), ["filter[uuid]"]);
         assert_eq!(field_errors(&[("filter[email]", "")]), ["filter[email]"]);
+        for short in ["ab*", "*", "é*"] {
+            for name in ["email", "firstName", "lastName"] {
+                let key = format!("filter[{name}]");
+                assert_eq!(field_errors(&[(&key, short)]), [key.as_str()], "{short}");
+            }
+        }
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(field_errors(&[("filter[email]", &long)]), ["filter[email]"]);
         assert_eq!(
             field_errors(&[("limit", "x"), ("order", "x"), ("filter[x]", "1")]),
             ["filter[x]", "limit", "order"]
+        );
+    }
+
+    #[test]
+    fn a_trailing_star_after_three_characters_is_a_prefix_and_any_other_star_literal() {
+        let query = parse_query(&params(&[
+            ("filter[email]", "ADA*"),
+            ("filter[firstName]", "a*b"),
+            ("filter[lastName]", "Zoë*"),
+        ]))
+        .unwrap();
+        assert_eq!(query.filters.email.as_deref(), Some("ADA*"));
+        assert_eq!(
+            TextMatch::parse("Zoë*").unwrap(),
+            TextMatch::Prefix("zoë".into())
+        );
+        assert_eq!(
+            TextMatch::parse("a*b").unwrap(),
+            TextMatch::Exact("a*b".into())
         );
     }
 

@@ -215,6 +215,122 @@ pub fn user_sort_key(user: &User) -> String {
     )
 }
 
+/// Shards of each status's index partition: `USERS#<status>#<0..4>` by the uuid, so no index
+/// partition takes every user write. Readers query every shard and merge.
+pub const INDEX_SHARDS: u32 = 4;
+
+/// Shards of each status's counter (`COUNT#<status>#<0..8>`); a write picks one at random.
+pub const COUNTER_SHARDS: u32 = 8;
+
+/// The statuses a live user has: the partitions of the listing indexes and the counters.
+pub const LISTED_STATUSES: [Status; 2] = [Status::Active, Status::Inactive];
+
+/// Ends the value part of an index sort key: below every character a name or an email can hold
+/// (names and emails refuse control characters), so keys sort by value first, then creation.
+pub const SORT_SEPARATOR: char = '\u{1}';
+
+/// Lowercases character by character (no context rules), so the fold of a prefix is a prefix
+/// of the fold: what index values and prefix searches compare.
+pub fn fold(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// The index shard a user lives in, from its (random) uuid.
+pub fn index_shard(id: UserId) -> u32 {
+    u32::from(id.as_uuid().as_bytes()[15]) % INDEX_SHARDS
+}
+
+/// The index partition of a status's shard.
+pub fn index_partition(status: Status, shard: u32) -> String {
+    format!("USERS#{}#{shard}", status.as_str())
+}
+
+/// The listing indexes, one per sortable column; `status` order walks `CreatedAt` status by
+/// status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserIndex {
+    CreatedAt,
+    Email,
+    FirstName,
+    LastName,
+}
+
+impl UserIndex {
+    /// The user's sort key in this index: `<folded value><SORT_SEPARATOR><createdAt>#<uuid>`
+    /// (a missing name is the empty value, so it sorts first), or the creation key alone.
+    pub fn sort_key(self, user: &User) -> String {
+        let value = match self {
+            Self::CreatedAt => return user_sort_key(user),
+            Self::Email => fold(&user.email),
+            Self::FirstName => user.first_name.as_deref().map(fold).unwrap_or_default(),
+            Self::LastName => user.last_name.as_deref().map(fold).unwrap_or_default(),
+        };
+        format!("{value}{SORT_SEPARATOR}{}", user_sort_key(user))
+    }
+
+    /// The sort-key prefix of every user whose value folds to `fold(value)`.
+    pub fn exact_prefix(value: &str) -> String {
+        format!("{}{SORT_SEPARATOR}", fold(value))
+    }
+}
+
+/// A condition a listed row must also meet, besides its index range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowFilter {
+    /// `firstName` is exactly this (case counts).
+    FirstName(String),
+    /// `lastName` is exactly this (case counts).
+    LastName(String),
+    /// The user's sort key in this index starts with this.
+    KeyPrefix(UserIndex, String),
+}
+
+impl RowFilter {
+    pub fn matches(&self, user: &User) -> bool {
+        match self {
+            Self::FirstName(name) => user.first_name.as_ref() == Some(name),
+            Self::LastName(name) => user.last_name.as_ref() == Some(name),
+            Self::KeyPrefix(index, prefix) => index.sort_key(user).starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// One shard of one listing index, read in sort-key order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexQuery {
+    pub index: UserIndex,
+    pub status: Status,
+    pub shard: u32,
+    /// Only sort keys starting with this.
+    pub prefix: Option<String>,
+    /// Only sort keys strictly after this one, in the direction read.
+    pub after: Option<String>,
+    pub ascending: bool,
+    /// Every row also meets these.
+    pub filters: Vec<RowFilter>,
+}
+
+impl IndexQuery {
+    /// Whether `user` is a row of this query (its range and filters).
+    pub fn matches(&self, user: &User) -> bool {
+        let key = self.index.sort_key(user);
+        user.status == self.status
+            && index_shard(user.id) == self.shard
+            && self
+                .prefix
+                .as_ref()
+                .is_none_or(|p| key.starts_with(p.as_str()))
+            && self.after.as_ref().is_none_or(|after| {
+                if self.ascending {
+                    key > *after
+                } else {
+                    key < *after
+                }
+            })
+            && self.filters.iter().all(|f| f.matches(user))
+    }
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Creates the user and claims its email, in one transaction.
@@ -258,16 +374,27 @@ pub trait UserStore: Send + Sync {
         events: &[SecurityEvent],
     ) -> Result<(), StoreError>;
 
+    /// How many users the partition holds, from its counters (kept by every user write).
     async fn count_users(&self, partition: UserPartition) -> Result<u64, StoreError>;
 
-    /// Users of a partition in sort-key order, starting after `after`, at most `limit`.
-    async fn list_users(
+    /// How many users of the partition have exactly this first name (`UserIndex::FirstName`)
+    /// or last name (`UserIndex::LastName`), from the name counters.
+    async fn count_by_name(
         &self,
         partition: UserPartition,
-        after: Option<&str>,
-        limit: Option<usize>,
-        ascending: bool,
-    ) -> Result<Vec<User>, StoreError>;
+        column: UserIndex,
+        name: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// Up to `limit` rows of `query`, in its order.
+    async fn query_index(&self, query: &IndexQuery, limit: usize) -> Result<Vec<User>, StoreError>;
+
+    /// The sort keys of up to `limit` rows of `query`, in its order (keys only: a skip).
+    async fn index_keys(&self, query: &IndexQuery, limit: usize)
+    -> Result<Vec<String>, StoreError>;
+
+    /// How many rows `query` has (reads them: for filters no counter answers).
+    async fn count_index(&self, query: &IndexQuery) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ use time::{Duration, OffsetDateTime};
 use crate::domain::StoreError;
 use crate::domain::ids::UserId;
 use crate::domain::session::{Session, SessionStore, Stage};
+use crate::domain::user::{
+    INDEX_SHARDS, IndexQuery, RowFilter, UserIndex, UserPartition, UserStore, index_shard,
+};
 use crate::domain::user::{Status, User};
-use crate::domain::user::{UserPartition, UserStore, user_sort_key};
 
 pub(super) fn user(email: &str, created_at: OffsetDateTime) -> User {
     let created_at = crate::domain::clock::Clock::truncate(created_at);
@@ -141,6 +143,7 @@ async fn listing_follows_the_indexes<S: UserStore>(store: &S) {
     let base = crate::domain::clock::Clock::system().now() + Duration::days(1);
     let mut inactive = user("inactive@example.com", base);
     inactive.status = Status::Inactive;
+    inactive.last_name = Some("Lovelace".into());
     store.create_user(&inactive).await.unwrap();
     let late = user("late@example.com", base + Duration::seconds(1));
     store.create_user(&late).await.unwrap();
@@ -153,28 +156,128 @@ async fn listing_follows_the_indexes<S: UserStore>(store: &S) {
             .unwrap(),
         1
     );
-    let newest_first = store
-        .list_users(UserPartition::Live, None, Some(2), false)
+    let rows = |index, status, ascending| async move {
+        let mut all = Vec::new();
+        for shard in 0..INDEX_SHARDS {
+            let query = IndexQuery {
+                index,
+                status,
+                shard,
+                prefix: None,
+                after: None,
+                ascending,
+                filters: Vec::new(),
+            };
+            let users = store.query_index(&query, 100).await.unwrap();
+            let keys: Vec<String> = users.iter().map(|u| index.sort_key(u)).collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            if !ascending {
+                sorted.reverse();
+            }
+            assert_eq!(keys, sorted, "{index:?} shard {shard}");
+            assert_eq!(store.index_keys(&query, 100).await.unwrap(), keys);
+            assert_eq!(store.count_index(&query).await.unwrap(), keys.len() as u64);
+            all.extend(users);
+        }
+        all
+    };
+    for index in [
+        UserIndex::CreatedAt,
+        UserIndex::Email,
+        UserIndex::FirstName,
+        UserIndex::LastName,
+    ] {
+        assert_eq!(rows(index, Status::Active, true).await.len(), 5);
+        assert_eq!(rows(index, Status::Active, false).await.len(), 5);
+        let inactive_rows = rows(index, Status::Inactive, true).await;
+        assert_eq!(
+            inactive_rows.iter().map(|u| u.id).collect::<Vec<_>>(),
+            [inactive.id]
+        );
+    }
+    // A range: a prefix, a start after a key, a row filter; a limit.
+    let shard = index_shard(late.id);
+    let query = |prefix: Option<&str>, after: Option<String>, filters| IndexQuery {
+        index: UserIndex::Email,
+        status: Status::Active,
+        shard,
+        prefix: prefix.map(str::to_owned),
+        after,
+        ascending: true,
+        filters,
+    };
+    let found = store
+        .query_index(
+            &query(Some("LATE".to_lowercase().as_str()), None, Vec::new()),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|u| u.id).collect::<Vec<_>>(), [late.id]);
+    let after_late = Some(UserIndex::Email.sort_key(&late));
+    let none = store
+        .query_index(&query(Some("late"), after_late, Vec::new()), 10)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let no_grace = store
+        .query_index(
+            &query(None, None, vec![RowFilter::FirstName("Grace".into())]),
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(no_grace.is_empty());
+    let by_last = IndexQuery {
+        index: UserIndex::LastName,
+        status: Status::Inactive,
+        shard: index_shard(inactive.id),
+        prefix: Some(UserIndex::exact_prefix("LOVELACE")),
+        after: None,
+        ascending: false,
+        filters: vec![RowFilter::LastName("Lovelace".into())],
+    };
+    assert_eq!(store.count_index(&by_last).await.unwrap(), 1);
+
+    // A status change moves the user between partitions and counters; deleting removes it.
+    let mut reactivated = next_version(&inactive);
+    reactivated.status = Status::Active;
+    store
+        .save_user(&reactivated, &inactive, None)
         .await
         .unwrap();
     assert_eq!(
-        newest_first.iter().map(|u| u.id).collect::<Vec<_>>(),
-        vec![late.id, inactive.id]
+        store
+            .count_users(UserPartition::Status(Status::Inactive))
+            .await
+            .unwrap(),
+        0
     );
-    let after = user_sort_key(&newest_first[1]);
-    let rest = store
-        .list_users(UserPartition::Live, Some(&after), None, false)
-        .await
-        .unwrap();
-    assert_eq!(rest.len(), 4);
-    let all = store
-        .list_users(UserPartition::Live, None, None, true)
-        .await
-        .unwrap();
-    let keys: Vec<String> = all.iter().map(user_sort_key).collect();
-    let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(keys, sorted);
+    assert_eq!(
+        store
+            .count_users(UserPartition::Status(Status::Active))
+            .await
+            .unwrap(),
+        6
+    );
+    assert!(
+        rows(UserIndex::LastName, Status::Inactive, true)
+            .await
+            .is_empty()
+    );
+    let mut gone = next_version(&reactivated);
+    gone.status = Status::Deleted;
+    store.save_user(&gone, &reactivated, None).await.unwrap();
+    assert_eq!(store.count_users(UserPartition::Live).await.unwrap(), 5);
+    for index in [UserIndex::CreatedAt, UserIndex::LastName] {
+        let ids: Vec<_> = rows(index, Status::Active, true)
+            .await
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        assert!(!ids.contains(&inactive.id), "{index:?}");
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::users::UserItem;
+use super::users::save_uncounted_moves;
 use super::{
     DynamoStore, backend, classify, from_item, key, n, parse_ts, put, put_event, s, to_item,
     transaction_error, ts, user_pk,
@@ -218,38 +218,29 @@ impl CodeStore for DynamoStore {
         change: CodeChange<'_>,
         events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
-        if user.email_key() != previous.email_key() || user.status != previous.status {
+        if user.email_key() != previous.email_key()
+            || user.status != previous.status
+            || user.first_name != previous.first_name
+            || user.last_name != previous.last_name
+        {
             return Err(backend(
-                "a save with a code change may not change the email or status",
+                "a save with a code change may not change the email, status or names",
             ));
         }
-        let save_user = put(
-            &self.table,
-            to_item(&UserItem::from_user(user))?,
-            "version = :v",
-            Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
-        )?;
         // The user and the code are items 0 and 1, which the errors below name.
-        let mut items = vec![save_user, self.code_write(user.id, change)?];
+        let mut others = vec![self.code_write(user.id, change)?];
         for event in events {
-            items.push(put_event(&self.table, event)?);
+            others.push(put_event(&self.table, event)?);
         }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(|error| {
-                transaction_error(error, |index| {
-                    if index == 1 {
-                        StoreError::NotFound
-                    } else {
-                        // The user changed, or another transaction raced this one: retry.
-                        StoreError::VersionConflict
-                    }
-                })
-            })?;
-        Ok(())
+        save_uncounted_moves(self, user, previous, others, |index| {
+            if index == 1 {
+                StoreError::NotFound
+            } else {
+                // The user changed, or another transaction raced this one: retry.
+                StoreError::VersionConflict
+            }
+        })
+        .await
     }
 
     async fn take_daily_sms(&self, day: &str, cap: u32) -> Result<bool, StoreError> {

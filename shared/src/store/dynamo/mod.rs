@@ -2,6 +2,8 @@
 //! This module holds the client, the shared item helpers and the key formats.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -23,6 +25,7 @@ mod tokens;
 mod users;
 
 pub use events::put_event;
+pub use users::{COUNTER_SK, counter_items, counter_pk, migration_update, user_item};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -30,6 +33,44 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     pub client: Client,
     pub table: String,
+    /// What the user listing reads (the benchmark's and the tests' meter).
+    pub reads: Arc<ReadMeter>,
+}
+
+/// Requests, items read (`ScannedCount`, or items returned by a `GetItem`/`BatchGetItem`) and
+/// read capacity consumed by the user listing and counts.
+#[derive(Debug, Default)]
+pub struct ReadMeter {
+    requests: AtomicU64,
+    items: AtomicU64,
+    /// Thousandths of a read capacity unit.
+    capacity_milli: AtomicU64,
+}
+
+/// A reading of a [`ReadMeter`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Reads {
+    pub requests: u64,
+    pub items: u64,
+    pub capacity: f64,
+}
+
+impl ReadMeter {
+    fn record(&self, items: u64, capacity: Option<f64>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.items.fetch_add(items, Ordering::Relaxed);
+        let milli = (capacity.unwrap_or(0.0) * 1000.0).round() as u64;
+        self.capacity_milli.fetch_add(milli, Ordering::Relaxed);
+    }
+
+    /// What was read since the last `take`, and starts over.
+    pub fn take(&self) -> Reads {
+        Reads {
+            requests: self.requests.swap(0, Ordering::Relaxed),
+            items: self.items.swap(0, Ordering::Relaxed),
+            capacity: self.capacity_milli.swap(0, Ordering::Relaxed) as f64 / 1000.0,
+        }
+    }
 }
 
 impl DynamoStore {
@@ -37,6 +78,7 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            reads: Arc::default(),
         }
     }
 

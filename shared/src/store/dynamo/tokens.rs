@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::events::put_event;
-use super::users::UserItem;
+use super::users::save_uncounted_moves;
 use super::{
     DynamoStore, backend, classify, key, n, parse_ts, put, s, to_item, transaction_error, ts,
     user_pk,
@@ -201,9 +201,13 @@ impl TokenStore for DynamoStore {
         previous: &User,
         events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
-        if user.email_key() != previous.email_key() || user.status != previous.status {
+        if user.email_key() != previous.email_key()
+            || user.status != previous.status
+            || user.first_name != previous.first_name
+            || user.last_name != previous.last_name
+        {
             return Err(backend(
-                "redeeming a token may not change the email or status",
+                "redeeming a token may not change the email, status or names",
             ));
         }
         let use_token = TransactWriteItem::builder()
@@ -218,31 +222,19 @@ impl TokenStore for DynamoStore {
                     .map_err(backend)?,
             )
             .build();
-        let save_user = put(
-            &self.table,
-            to_item(&UserItem::from_user(user))?,
-            "version = :v",
-            Some(HashMap::from([(":v".to_owned(), n(previous.version))])),
-        )?;
-        let mut items = vec![use_token, save_user];
+        // The user and the token are items 0 and 1, which the errors below name.
+        let mut others = vec![use_token];
         for event in events {
-            items.push(put_event(&self.table, event)?);
+            others.push(put_event(&self.table, event)?);
         }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(|error| {
-                transaction_error(error, |index| {
-                    if index == 0 {
-                        StoreError::NotFound
-                    } else {
-                        StoreError::VersionConflict
-                    }
-                })
-            })?;
-        Ok(())
+        save_uncounted_moves(self, user, previous, others, |index| {
+            if index == 1 {
+                StoreError::NotFound
+            } else {
+                StoreError::VersionConflict
+            }
+        })
+        .await
     }
 
     async fn get_mail_log(&self, email_key: &str) -> Result<Option<MailLog>, StoreError> {

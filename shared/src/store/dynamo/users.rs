@@ -4,7 +4,13 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, Select,
+    TransactWriteItem, Update,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -15,7 +21,8 @@ use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::security_event::SecurityEvent;
 use crate::domain::user::{
-    AppFactors, Role, Status, User, UserPartition, UserStore, user_sort_key,
+    AppFactors, COUNTER_SHARDS, IndexQuery, LISTED_STATUSES, Role, RowFilter, Status, User,
+    UserIndex, UserPartition, UserStore, index_partition, index_shard,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -56,12 +63,21 @@ pub(super) struct UserItem {
     gsi2pk: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_name_sk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_name_sk: Option<String>,
+    /// Written by every write since the sharded counters: the user is counted in
+    /// `COUNT#<status>#…` (while live). An item without it waits for `cargo xtask migrate`.
+    #[serde(default)]
+    counted: bool,
 }
 
 impl UserItem {
     pub(super) fn from_user(user: &User) -> Self {
         let live = user.status != Status::Deleted;
-        let sort = live.then(|| user_sort_key(user));
+        let partition = live.then(|| index_partition(user.status, index_shard(user.id)));
+        let sort_key = |index: UserIndex| live.then(|| index.sort_key(user));
         Self {
             pk: user_pk(user.id),
             sk: "PROFILE".into(),
@@ -86,10 +102,13 @@ impl UserItem {
             recovery_codes: user.factors.recovery_codes.clone(),
             created_at: ts(user.created_at),
             updated_at: ts(user.updated_at),
-            gsi1pk: live.then(|| format!("USERSTATUS#{}", user.status.as_str())),
-            gsi1sk: sort.clone(),
-            gsi2pk: live.then(|| "USERS".to_owned()),
-            gsi2sk: sort,
+            gsi1pk: partition.clone(),
+            gsi1sk: sort_key(UserIndex::CreatedAt),
+            gsi2pk: partition,
+            gsi2sk: sort_key(UserIndex::Email),
+            first_name_sk: sort_key(UserIndex::FirstName),
+            last_name_sk: sort_key(UserIndex::LastName),
+            counted: true,
         }
     }
 
@@ -125,6 +144,459 @@ pub(super) fn user_from_item(item: Item) -> Result<User, StoreError> {
     from_item::<UserItem>(item)?.into_user()
 }
 
+/// The sort key of a counter item (`pk = COUNT#<status>#<shard>`), whose `users` (N) counts
+/// the live users of that status it was given.
+pub const COUNTER_SK: &str = "COUNT";
+
+pub fn counter_pk(status: Status, shard: u32) -> String {
+    format!("COUNT#{}#{shard}", status.as_str())
+}
+
+/// What a counter counts: the live users of a status, or those of them with one exact first
+/// or last name (`NAMECOUNT#<status>#<shard>#<firstName|lastName>#<name>`, the name last so
+/// that nothing in it can be mistaken for a separator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Counter {
+    status: Status,
+    name: Option<(&'static str, String)>,
+}
+
+impl Counter {
+    fn pk(&self, shard: u32) -> String {
+        match &self.name {
+            None => counter_pk(self.status, shard),
+            Some((column, name)) => {
+                format!("NAMECOUNT#{}#{shard}#{column}#{name}", self.status.as_str())
+            }
+        }
+    }
+
+    /// The counters a user is counted in (none when deleted).
+    fn of(user: &User) -> Vec<Counter> {
+        if user.status == Status::Deleted {
+            return Vec::new();
+        }
+        let mut counters = vec![Counter {
+            status: user.status,
+            name: None,
+        }];
+        for (column, name) in [
+            ("firstName", &user.first_name),
+            ("lastName", &user.last_name),
+        ] {
+            if let Some(name) = name {
+                counters.push(Counter {
+                    status: user.status,
+                    name: Some((column, name.clone())),
+                });
+            }
+        }
+        counters
+    }
+}
+
+/// The item of `user`, as every write stores it (for bulk loads).
+pub fn user_item(user: &User) -> Result<Item, StoreError> {
+    to_item(&UserItem::from_user(user))
+}
+
+/// The counter items (each on shard 0) that count `users`, as bulk loads write them next to
+/// the users.
+pub fn counter_items<'a>(users: impl IntoIterator<Item = &'a User>) -> Vec<Item> {
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for user in users {
+        for counter in Counter::of(user) {
+            *counts.entry(counter.pk(0)).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(pk, count)| {
+            let mut item = key(pk, COUNTER_SK);
+            item.insert("users".into(), n(count));
+            item
+        })
+        .collect()
+}
+
+/// The update `cargo xtask migrate` applies to a user item written before the sharded indexes
+/// and counters (no `counted`): its index attributes and `counted`, on condition that it is still
+/// unmigrated at this version, and the raise of one counter shard, in one transaction.
+pub fn migration_update(table: &str, item: Item) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let user = user_from_item(item)?;
+    let fresh = to_item(&UserItem::from_user(&user))?;
+    let mut items = vec![
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(table)
+                    .set_item(Some(fresh))
+                    .condition_expression("attribute_not_exists(counted) AND version = :v")
+                    .expression_attribute_values(":v", n(user.version))
+                    .build()
+                    .map_err(backend)?,
+            )
+            .build(),
+    ];
+    for (counter, delta) in counter_moves(&user, None) {
+        items.push(counter_update(table, &counter, delta)?);
+    }
+    Ok(items)
+}
+
+/// `ADD users :delta` on a random shard of the counter.
+fn counter_update(
+    table: &str,
+    counter: &Counter,
+    delta: i64,
+) -> Result<TransactWriteItem, StoreError> {
+    let shard = u32::from(uuid::Uuid::new_v4().as_bytes()[0]) % COUNTER_SHARDS;
+    Ok(TransactWriteItem::builder()
+        .update(
+            Update::builder()
+                .table_name(table)
+                .set_key(Some(key(counter.pk(shard), COUNTER_SK)))
+                .update_expression("ADD #users :delta")
+                .expression_attribute_names("#users", "users")
+                .expression_attribute_values(":delta", n(delta))
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
+}
+
+/// How the counters move when `previous` becomes `user` (`None`: created, or never counted).
+fn counter_moves(user: &User, previous: Option<&User>) -> Vec<(Counter, i64)> {
+    let before = previous.map(Counter::of).unwrap_or_default();
+    let after = Counter::of(user);
+    let mut moves: Vec<(Counter, i64)> = before
+        .iter()
+        .filter(|c| !after.contains(c))
+        .map(|c| (c.clone(), -1))
+        .collect();
+    moves.extend(
+        after
+            .iter()
+            .filter(|c| !before.contains(c))
+            .map(|c| (c.clone(), 1)),
+    );
+    moves
+}
+
+/// Whether a cancelled transaction failed only on a conflict with another transaction over the
+/// items from `first_counter` on (counter shards, which any user write may touch): worth
+/// retrying on other shards.
+fn counter_conflict(
+    error: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    first_counter: usize,
+) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+        error.as_service_error()
+    else {
+        return false;
+    };
+    let reasons = cancel.cancellation_reasons();
+    let failed: Vec<usize> = reasons
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.code().is_some_and(|code| code != "None"))
+        .map(|(i, _)| i)
+        .collect();
+    !failed.is_empty()
+        && failed
+            .iter()
+            .all(|&i| i >= first_counter && reasons[i].code() == Some("TransactionConflict"))
+}
+
+/// Runs `items` plus the counter `moves` as one transaction, retrying (on fresh random shards)
+/// while only a counter shard conflicts with a concurrent write.
+async fn transact_counted(
+    store: &DynamoStore,
+    items: Vec<TransactWriteItem>,
+    moves: &[(Counter, i64)],
+) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
+    let mut attempt = 0;
+    loop {
+        let mut all = items.clone();
+        let first_counter = all.len();
+        for (counter, delta) in moves {
+            all.push(
+                counter_update(&store.table, counter, *delta)
+                    .expect("a counter update has every required field"),
+            );
+        }
+        match store
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(all))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt < 5 && counter_conflict(&error, first_counter) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Runs a save of `user` over `previous` that moves no counter (neither status nor names
+/// change: a code or a mailed token's save) in one transaction with `others`, the user's put
+/// first. A user item written before the counters (no `counted`: not yet migrated) fails the
+/// first attempt's condition; the second saves it counting it, as a migration would.
+/// `reasons_to_error` maps a failed item's index (0: the user, a real version conflict) as
+/// `transaction_error` does.
+pub(super) async fn save_uncounted_moves(
+    store: &DynamoStore,
+    user: &User,
+    previous: &User,
+    others: Vec<TransactWriteItem>,
+    reasons_to_error: impl Fn(usize) -> StoreError,
+) -> Result<(), StoreError> {
+    for counted in [true, false] {
+        let (condition, mut values) = if counted {
+            (
+                "version = :v AND counted = :true",
+                HashMap::from([(":true".to_owned(), AttributeValue::Bool(true))]),
+            )
+        } else {
+            ("version = :v AND attribute_not_exists(counted)", HashMap::new())
+        };
+        values.insert(":v".to_owned(), n(previous.version));
+        let mut items = vec![put(
+            &store.table,
+            to_item(&UserItem::from_user(user))?,
+            condition,
+            Some(values),
+        )?];
+        items.extend(others.iter().cloned());
+        let moves = if counted {
+            Vec::new()
+        } else {
+            counter_moves(user, None)
+        };
+        let user_failed = std::sync::atomic::AtomicBool::new(false);
+        match transact_counted(store, items, &moves).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let error = transaction_error(error, |index| {
+                    user_failed.store(index == 0, std::sync::atomic::Ordering::Relaxed);
+                    reasons_to_error(index)
+                });
+                if !(counted && user_failed.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Err(StoreError::VersionConflict)
+}
+
+/// The index, its partition key and sort key attributes.
+fn index_attributes(index: UserIndex) -> (&'static str, &'static str, &'static str) {
+    match index {
+        UserIndex::CreatedAt => ("gsi1", "gsi1pk", "gsi1sk"),
+        UserIndex::Email => ("gsi2", "gsi2pk", "gsi2sk"),
+        UserIndex::FirstName => ("usersByFirstName", "gsi1pk", "firstNameSk"),
+        UserIndex::LastName => ("usersByLastName", "gsi1pk", "lastNameSk"),
+    }
+}
+
+/// Past every character a key holds after a prefix: the upper bound of a prefix range.
+const KEY_END: char = '\u{10FFFF}';
+
+/// The `Query` of one shard of one index, as `IndexQuery` describes it.
+fn index_request(store: &DynamoStore, query: &IndexQuery) -> QueryFluentBuilder {
+    let (index, pk_name, sk_name) = index_attributes(query.index);
+    let mut names = HashMap::from([("#pk".to_owned(), pk_name.to_owned())]);
+    let mut values = HashMap::from([(
+        ":pk".to_owned(),
+        s(index_partition(query.status, query.shard)),
+    )]);
+    let range = match (&query.prefix, &query.after) {
+        (None, None) => None,
+        (Some(prefix), None) => {
+            values.insert(":prefix".into(), s(prefix));
+            Some("begins_with(#sk, :prefix)")
+        }
+        (None, Some(after)) => {
+            values.insert(":after".into(), s(after));
+            Some(if query.ascending {
+                "#sk > :after"
+            } else {
+                "#sk < :after"
+            })
+        }
+        (Some(prefix), Some(after)) => {
+            // One range condition only: BETWEEN includes `after`, which the read drops.
+            values.insert(":after".into(), s(after));
+            if query.ascending {
+                values.insert(":end".into(), s(format!("{prefix}{KEY_END}")));
+                Some("#sk BETWEEN :after AND :end")
+            } else {
+                values.insert(":prefix".into(), s(prefix));
+                Some("#sk BETWEEN :prefix AND :after")
+            }
+        }
+    };
+    let key_condition = match range {
+        Some(range) => {
+            names.insert("#sk".into(), sk_name.to_owned());
+            format!("#pk = :pk AND {range}")
+        }
+        None => "#pk = :pk".to_owned(),
+    };
+    let mut filters = Vec::new();
+    for (i, filter) in query.filters.iter().enumerate() {
+        let (attribute, value, expression) = match filter {
+            RowFilter::FirstName(name) => ("firstName", name, format!("#f{i} = :f{i}")),
+            RowFilter::LastName(name) => ("lastName", name, format!("#f{i} = :f{i}")),
+            RowFilter::KeyPrefix(index, prefix) => (
+                index_attributes(*index).2,
+                prefix,
+                format!("begins_with(#f{i}, :f{i})"),
+            ),
+        };
+        names.insert(format!("#f{i}"), attribute.to_owned());
+        values.insert(format!(":f{i}"), s(value));
+        filters.push(expression);
+    }
+    store
+        .client
+        .query()
+        .table_name(&store.table)
+        .index_name(index)
+        .key_condition_expression(key_condition)
+        .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .scan_index_forward(query.ascending)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+}
+
+impl DynamoStore {
+    /// The sum of a counter's shards over the partition's statuses (`name`: a name counter).
+    async fn sum_counters(
+        &self,
+        partition: UserPartition,
+        name: Option<(&'static str, &str)>,
+    ) -> Result<u64, StoreError> {
+        let statuses: Vec<Status> = match partition {
+            UserPartition::Live => LISTED_STATUSES.to_vec(),
+            UserPartition::Status(Status::Deleted) => Vec::new(),
+            UserPartition::Status(status) => vec![status],
+        };
+        let mut keys: Vec<Item> = statuses
+            .iter()
+            .flat_map(|status| {
+                let counter = Counter {
+                    status: *status,
+                    name: name.map(|(column, name)| (column, name.to_owned())),
+                };
+                (0..COUNTER_SHARDS).map(move |shard| key(counter.pk(shard), COUNTER_SK))
+            })
+            .collect();
+        let mut total: i64 = 0;
+        while !keys.is_empty() {
+            let looked_up = keys.len() as u64;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(
+                    &self.table,
+                    KeysAndAttributes::builder()
+                        .set_keys(Some(keys))
+                        .projection_expression("#users")
+                        .expression_attribute_names("#users", "users")
+                        .build()
+                        .map_err(backend)?,
+                )
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(backend)?;
+            let found = output
+                .responses
+                .and_then(|mut tables| tables.remove(&self.table))
+                .unwrap_or_default();
+            // Every key looked up is read (a missing one costs as much).
+            self.reads.record(
+                looked_up,
+                output
+                    .consumed_capacity
+                    .map(|all| all.iter().filter_map(|c| c.capacity_units).sum()),
+            );
+            for item in found {
+                if let Some(Ok(count)) = item
+                    .get("users")
+                    .and_then(|v| v.as_n().ok())
+                    .map(|text| text.parse::<i64>())
+                {
+                    total += count;
+                }
+            }
+            keys = output
+                .unprocessed_keys
+                .and_then(|mut tables| tables.remove(&self.table))
+                .map(|unprocessed| unprocessed.keys)
+                .unwrap_or_default();
+        }
+        Ok(total.max(0) as u64)
+    }
+
+    /// Up to `limit` items of `query`, following its pages; only the sort key when `keys_only`.
+    async fn index_items(
+        &self,
+        query: &IndexQuery,
+        limit: usize,
+        keys_only: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let sk_name = index_attributes(query.index).2;
+        let mut request = index_request(self, query);
+        if keys_only {
+            request = request
+                .projection_expression("#key")
+                .expression_attribute_names("#key", sk_name);
+        }
+        // BETWEEN reads the `after` row too.
+        let extra = usize::from(query.prefix.is_some() && query.after.is_some());
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        while items.len() < limit {
+            let output = request
+                .clone()
+                .limit((limit - items.len()).saturating_add(extra).clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            self.reads.record(
+                output.scanned_count.max(0) as u64,
+                output
+                    .consumed_capacity
+                    .as_ref()
+                    .and_then(|c| c.capacity_units),
+            );
+            for item in output.items.unwrap_or_default() {
+                let key = item.get(sk_name).and_then(|v| v.as_s().ok());
+                if key.is_some() && key == query.after.as_ref() {
+                    continue;
+                }
+                if items.len() < limit {
+                    items.push(item);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+}
+
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn create_user_recording(
@@ -140,10 +612,7 @@ impl UserStore for DynamoStore {
             put(&self.table, claim, "attribute_not_exists(pk)", None)?,
         ];
         items.extend(events_puts(&self.table, events)?);
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
+        transact_counted(self, items, &counter_moves(user, None))
             .await
             .map_err(|error| transaction_error(error, |_| StoreError::EmailTaken))?;
         Ok(())
@@ -158,6 +627,7 @@ impl UserStore for DynamoStore {
             .send()
             .await
             .map_err(backend)?;
+        self.reads.record(u64::from(output.item.is_some()), None);
         output.item.map(user_from_item).transpose()
     }
 
@@ -170,6 +640,7 @@ impl UserStore for DynamoStore {
             .send()
             .await
             .map_err(backend)?;
+        self.reads.record(u64::from(claim.item.is_some()), None);
         let Some(user_id) = claim
             .item
             .as_ref()
@@ -192,12 +663,147 @@ impl UserStore for DynamoStore {
         keep_session: Option<SessionId>,
         events: &[SecurityEvent],
     ) -> Result<(), StoreError> {
-        let version_values = HashMap::from([(":v".to_owned(), n(previous.version))]);
+        match self
+            .save_once(user, previous, keep_session, events, true)
+            .await
+        {
+            // The stored item may predate the counters (not yet migrated): it was never
+            // counted, so it is saved again counting it afresh. A real version conflict fails
+            // there too.
+            Err(SaveError::UserCondition) => self
+                .save_once(user, previous, keep_session, events, false)
+                .await
+                .map_err(SaveError::into_store_error),
+            other => other.map_err(SaveError::into_store_error),
+        }
+    }
+
+    async fn count_users(&self, partition: UserPartition) -> Result<u64, StoreError> {
+        self.sum_counters(partition, None).await
+    }
+
+    async fn count_by_name(
+        &self,
+        partition: UserPartition,
+        column: UserIndex,
+        name: &str,
+    ) -> Result<u64, StoreError> {
+        let column = match column {
+            UserIndex::FirstName => "firstName",
+            UserIndex::LastName => "lastName",
+            UserIndex::CreatedAt | UserIndex::Email => {
+                return Err(StoreError::Backend(format!(
+                    "no name counter for {column:?}"
+                )));
+            }
+        };
+        self.sum_counters(partition, Some((column, name))).await
+    }
+
+    async fn query_index(&self, query: &IndexQuery, limit: usize) -> Result<Vec<User>, StoreError> {
+        self.index_items(query, limit, false)
+            .await?
+            .into_iter()
+            .map(user_from_item)
+            .collect()
+    }
+
+    async fn index_keys(
+        &self,
+        query: &IndexQuery,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let sk_name = index_attributes(query.index).2;
+        Ok(self
+            .index_items(query, limit, true)
+            .await?
+            .into_iter()
+            .filter_map(|mut item| match item.remove(sk_name) {
+                Some(AttributeValue::S(key)) => Some(key),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn count_index(&self, query: &IndexQuery) -> Result<u64, StoreError> {
+        let request = index_request(self, query).select(Select::Count);
+        let mut total = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let output = request
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            self.reads.record(
+                output.scanned_count.max(0) as u64,
+                output
+                    .consumed_capacity
+                    .as_ref()
+                    .and_then(|c| c.capacity_units),
+            );
+            total += output.count.max(0) as u64;
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+}
+
+/// Why one attempt of a user save failed.
+enum SaveError {
+    /// The user item's condition (version, counted) failed.
+    UserCondition,
+    Store(StoreError),
+}
+
+impl SaveError {
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Self::UserCondition => StoreError::VersionConflict,
+            Self::Store(error) => error,
+        }
+    }
+}
+
+impl From<StoreError> for SaveError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl DynamoStore {
+    /// One attempt of a user save: `counted` says whether the stored item is counted (written
+    /// since the counters), and so whether its status's counter is lowered by a move.
+    async fn save_once(
+        &self,
+        user: &User,
+        previous: &User,
+        keep_session: Option<SessionId>,
+        events: &[SecurityEvent],
+        counted: bool,
+    ) -> Result<(), SaveError> {
+        let condition = if counted {
+            "version = :v AND counted = :true"
+        } else {
+            "version = :v AND attribute_not_exists(counted)"
+        };
+        let values = HashMap::from([
+            (":v".to_owned(), n(previous.version)),
+            (":true".to_owned(), AttributeValue::Bool(true)),
+        ]);
+        let values = if counted {
+            values
+        } else {
+            values.into_iter().filter(|(k, _)| k == ":v").collect()
+        };
         let mut items = vec![put(
             &self.table,
             to_item(&UserItem::from_user(user))?,
-            "version = :v",
-            Some(version_values),
+            condition,
+            Some(values.clone()),
         )?];
         let mut email_index = None;
         let email_moved = user.email_key() != previous.email_key();
@@ -241,107 +847,52 @@ impl UserStore for DynamoStore {
             );
         }
         items.extend(events_puts(&self.table, events)?);
-        if items.len() == 1 {
+        let moves = if counted {
+            counter_moves(user, Some(previous))
+        } else {
+            counter_moves(user, None)
+        };
+        if items.len() == 1 && moves.is_empty() {
             let Some(TransactWriteItem { put: Some(put), .. }) = items.pop() else {
                 unreachable!("the first item is the user put");
             };
-            self.client
+            return self
+                .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(put.item))
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(previous.version))
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values))
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| classify(e, StoreError::VersionConflict))
-        } else {
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|error| {
-                    transaction_error(error, |index| {
-                        if Some(index) == email_index {
-                            StoreError::EmailTaken
-                        } else {
-                            StoreError::VersionConflict
-                        }
-                    })
-                })
+                .map_err(|e| match classify(e, StoreError::VersionConflict) {
+                    StoreError::VersionConflict => SaveError::UserCondition,
+                    other => SaveError::Store(other),
+                });
         }
-    }
-
-    async fn count_users(&self, partition: UserPartition) -> Result<u64, StoreError> {
-        let (index, pk_name, pk) = partition_key(partition);
-        self.count(
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_values(":pk", s(&pk)),
-        )
-        .await
-    }
-
-    async fn list_users(
-        &self,
-        partition: UserPartition,
-        after: Option<&str>,
-        limit: Option<usize>,
-        ascending: bool,
-    ) -> Result<Vec<User>, StoreError> {
-        let (index, pk_name, pk) = partition_key(partition);
-        let sk_name = if index == "gsi1" { "gsi1sk" } else { "gsi2sk" };
-        let mut users = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_values(":pk", s(&pk))
-                .scan_index_forward(ascending)
-                .set_exclusive_start_key(start);
-            query = match after {
-                Some(after) => query
-                    .key_condition_expression(if ascending {
-                        "#pk = :pk AND #sk > :after"
+        let user_failed = std::sync::atomic::AtomicBool::new(false);
+        transact_counted(self, items, &moves)
+            .await
+            .map_err(|error| {
+                SaveError::Store(transaction_error(error, |index| {
+                    if index == 0 {
+                        user_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        StoreError::VersionConflict
+                    } else if Some(index) == email_index {
+                        StoreError::EmailTaken
                     } else {
-                        "#pk = :pk AND #sk < :after"
-                    })
-                    .expression_attribute_names("#sk", sk_name)
-                    .expression_attribute_values(":after", s(after)),
-                None => query.key_condition_expression("#pk = :pk"),
-            };
-            if let Some(limit) = limit {
-                query = query.limit((limit - users.len()).clamp(1, 1000) as i32);
-            }
-            let output = query.send().await.map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                users.push(user_from_item(item)?);
-            }
-            let done = limit.is_some_and(|limit| users.len() >= limit);
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() && !done => start = Some(key),
-                _ => return Ok(users),
-            }
-        }
-    }
-}
-
-fn partition_key(partition: UserPartition) -> (&'static str, &'static str, String) {
-    match partition {
-        UserPartition::Live => ("gsi2", "gsi2pk", "USERS".to_owned()),
-        UserPartition::Status(status) => {
-            ("gsi1", "gsi1pk", format!("USERSTATUS#{}", status.as_str()))
-        }
+                        StoreError::VersionConflict
+                    }
+                }))
+            })
+            .map_err(|error| {
+                if user_failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    SaveError::UserCondition
+                } else {
+                    error
+                }
+            })
     }
 }
 

@@ -6,7 +6,7 @@ use super::MemoryStore;
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::security_event::SecurityEvent;
-use crate::domain::user::{Status, User, UserPartition, UserStore, user_sort_key};
+use crate::domain::user::{IndexQuery, Status, User, UserIndex, UserPartition, UserStore};
 
 #[async_trait]
 impl UserStore for MemoryStore {
@@ -80,32 +80,64 @@ impl UserStore for MemoryStore {
         Ok(users.values().filter(|u| partition.contains(u)).count() as u64)
     }
 
-    async fn list_users(
+    async fn count_by_name(
         &self,
         partition: UserPartition,
-        after: Option<&str>,
-        limit: Option<usize>,
-        ascending: bool,
-    ) -> Result<Vec<User>, StoreError> {
+        column: UserIndex,
+        name: &str,
+    ) -> Result<u64, StoreError> {
         let users = self.users.lock().unwrap();
-        let mut matching: Vec<(String, User)> = users
+        let named = |u: &User| match column {
+            UserIndex::FirstName => u.first_name.as_deref() == Some(name),
+            UserIndex::LastName => u.last_name.as_deref() == Some(name),
+            UserIndex::CreatedAt | UserIndex::Email => false,
+        };
+        Ok(users
             .values()
-            .filter(|u| partition.contains(u))
-            .map(|u| (user_sort_key(u), u.clone()))
-            .filter(|(key, _)| match after {
-                Some(after) if ascending => key.as_str() > after,
-                Some(after) => key.as_str() < after,
-                None => true,
-            })
-            .collect();
-        matching.sort_by(|a, b| a.0.cmp(&b.0));
-        if !ascending {
-            matching.reverse();
-        }
-        Ok(matching
+            .filter(|u| partition.contains(u) && named(u))
+            .count() as u64)
+    }
+
+    async fn query_index(&self, query: &IndexQuery, limit: usize) -> Result<Vec<User>, StoreError> {
+        Ok(self
+            .rows(query)
             .into_iter()
+            .take(limit)
             .map(|(_, user)| user)
-            .take(limit.unwrap_or(usize::MAX))
             .collect())
+    }
+
+    async fn index_keys(
+        &self,
+        query: &IndexQuery,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .rows(query)
+            .into_iter()
+            .take(limit)
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    async fn count_index(&self, query: &IndexQuery) -> Result<u64, StoreError> {
+        Ok(self.rows(query).len() as u64)
+    }
+}
+
+impl MemoryStore {
+    /// Every row of `query` with its sort key, in the query's order.
+    fn rows(&self, query: &IndexQuery) -> Vec<(String, User)> {
+        let users = self.users.lock().unwrap();
+        let mut rows: Vec<(String, User)> = users
+            .values()
+            .filter(|u| query.matches(u))
+            .map(|u| (query.index.sort_key(u), u.clone()))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        if !query.ascending {
+            rows.reverse();
+        }
+        rows
     }
 }
