@@ -115,6 +115,7 @@ fn person(i: usize, start: OffsetDateTime) -> User {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at: at,
         updated_at: at,
     }

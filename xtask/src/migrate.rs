@@ -385,7 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_code_save_before_the_migration_counts_the_user_once() {
-        use shared::domain::code::{CodeChange, CodeStore};
+        use shared::domain::code::CodeChange;
         let app = shared::testkit::app().await;
         let table = app.config.table_name.clone();
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;

@@ -50,6 +50,7 @@ fn person(tag: &str, i: usize, start: OffsetDateTime) -> User {
         session_epoch: 0,
         mobile: None,
         pending_mobile: None,
+        factors: Default::default(),
         created_at: at,
         updated_at: at,
     }
@@ -317,10 +318,8 @@ async fn a_page_reads_at_most_limit_plus_one_per_shard_whatever_the_population()
             ..Default::default()
         },
     ];
-    let mut seen = Vec::new();
     for (from, to) in [(0, 80), (80, 240)] {
         populate(&app, "reads", from, to).await;
-        let mut reads = Vec::new();
         for order in &orders {
             for filter in &filters {
                 // Orders the filter's index keeps, or creation order within an exact name.
@@ -346,16 +345,27 @@ async fn a_page_reads_at_most_limit_plus_one_per_shard_whatever_the_population()
                     .await
                     .unwrap();
                 let deep = Start::Cursor(first.next_cursor.clone().unwrap());
-                let first_reads = items_read(&app, &store, &query(Start::Page(1))).await;
-                let deep_reads = items_read(&app, &store, &query(deep)).await;
+                // A prefix's `total` is the one read that grows with its matches (a `Select
+                // COUNT` per shard: no counter keeps prefixes); the page itself does not.
+                let prefix = [&filter.email, &filter.first_name, &filter.last_name]
+                    .into_iter()
+                    .any(|f| f.as_deref().is_some_and(|f| f.ends_with('*')));
+                let count_reads = if prefix {
+                    store.reads.take();
+                    user_listing::count_users(&app, filter).await.unwrap();
+                    store.reads.take().items
+                } else {
+                    0
+                };
+                let first_reads =
+                    items_read(&app, &store, &query(Start::Page(1))).await - count_reads;
+                let deep_reads = items_read(&app, &store, &query(deep)).await - count_reads;
                 assert!(
                     first_reads <= bound && deep_reads <= bound,
                     "{order:?} {filter:?}: {first_reads}, {deep_reads} items read"
                 );
-                reads.push((format!("{order:?} {filter:?}"), first_reads, deep_reads));
             }
         }
-        seen.push(reads);
         let counted = items_read(
             &app,
             &store,
@@ -378,6 +388,7 @@ async fn a_page_reads_at_most_limit_plus_one_per_shard_whatever_the_population()
             "a count reads the counter shards only"
         );
     }
-    // Every shard holds more than a page at both sizes: the reads are the same at 80 and 240.
-    assert_eq!(seen[0], seen[1]);
+    // The same bound held at 80 and at 240 users (three times as many): what a page reads
+    // depends on `limit` and the shards, not on the population. (Not equal item for item: the
+    // uuids, and so the shards, are random, and a shard nearly read out reads less.)
 }

@@ -2,8 +2,6 @@
 //! `USER#<uuid>`/`SMSLIMIT` the user's recent send times and `USER#<uuid>`/`FACTORGUARD` the
 //! counts of wrong second-factor codes (see `docs/data-model.md`).
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
@@ -11,8 +9,7 @@ use time::OffsetDateTime;
 
 use super::users::save_uncounted_moves;
 use super::{
-    DynamoStore, backend, classify, from_item, key, n, parse_ts, put, put_event, s, to_item,
-    transaction_error, ts, user_pk,
+    DynamoStore, backend, classify, from_item, key, n, parse_ts, put_event, s, to_item, ts, user_pk,
 };
 use crate::domain::StoreError;
 use crate::domain::code::{CodeChange, CodeStore, FactorGuard, OneTimeCode, SmsLog};

@@ -362,7 +362,10 @@ pub(super) async fn save_uncounted_moves(
                 HashMap::from([(":true".to_owned(), AttributeValue::Bool(true))]),
             )
         } else {
-            ("version = :v AND attribute_not_exists(counted)", HashMap::new())
+            (
+                "version = :v AND attribute_not_exists(counted)",
+                HashMap::new(),
+            )
         };
         values.insert(":v".to_owned(), n(previous.version));
         let mut items = vec![put(
