@@ -110,6 +110,20 @@ async fn the_mailed_link_verifies_the_email_once() {
 }
 
 #[tokio::test]
+async fn verifying_a_user_the_migration_has_not_reached_counts_them_once() {
+    let app = testkit::app().await;
+    let registration = register(&app).await;
+    testkit::unmigrate(&app, &registration.uuid).await;
+    assert_eq!(testkit::counted_users(&app).await, 0);
+
+    let link = mailed_link(&app, &registration).await;
+    let opened = open(&app, &link).await;
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    assert_eq!(opened.body["data"]["emailVerified"], true);
+    assert_eq!(testkit::counted_users(&app).await, 1);
+}
+
+#[tokio::test]
 async fn the_path_email_must_match_the_token_ignoring_case() {
     let app = testkit::app().await;
     let registration = register(&app).await;

@@ -286,6 +286,27 @@ async fn a_reset_ends_the_other_recovery_links_of_the_user() {
 }
 
 #[tokio::test]
+async fn a_reset_of_a_user_the_migration_has_not_reached_counts_them_once() {
+    let app = testkit::app().await;
+    let account = accounts::register(&app, "recover").await;
+    testkit::unmigrate(&app, &account.uuid).await;
+    assert_eq!(testkit::counted_users(&app).await, 0);
+
+    start(&app, &account.email).await;
+    let token = mailed_token(&account.email).await;
+    let done = reset(&app, json!({"token": token, "password": NEW_PASSWORD})).await;
+    assert_eq!(done.status, 201, "{}", done.text);
+    assert_eq!(testkit::counted_users(&app).await, 1);
+    // Counted now: a second reset moves no counter.
+    start(&app, &account.email).await;
+    let token = mailed_token(&account.email).await;
+    let done = reset(&app, json!({"token": token, "password": PASSWORD})).await;
+    assert_eq!(done.status, 201, "{}", done.text);
+    assert_eq!(testkit::counted_users(&app).await, 1);
+    assert_eq!(login(&app, &account.email, PASSWORD).await.status, 201);
+}
+
+#[tokio::test]
 async fn a_reset_clears_the_login_lockout() {
     let app = testkit::app().await;
     let email = accounts::register(&app, "recover").await.email;

@@ -462,9 +462,18 @@ where
     F: Future<Output = Result<T, crate::domain::StoreError>> + Send + 'static,
 {
     let mut tasks = tokio::task::JoinSet::new();
+    // A spawned task starts without the request's task-locals: the function serving it is
+    // carried over, so each shard's read is still the function's (IAM records, logs).
+    let function = crate::telemetry::FUNCTION
+        .try_with(|function| *function)
+        .ok();
     for (i, query) in queries.into_iter().enumerate() {
         let reading = read(core.users.clone(), query);
-        tasks.spawn(async move { (i, reading.await) });
+        let task = async move { (i, reading.await) };
+        match function {
+            Some(function) => tasks.spawn(crate::telemetry::FUNCTION.scope(function, task)),
+            None => tasks.spawn(task),
+        };
     }
     let mut results: Vec<Option<T>> = std::iter::repeat_with(|| None).take(tasks.len()).collect();
     while let Some(done) = tasks.join_next().await {

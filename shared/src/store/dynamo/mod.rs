@@ -25,7 +25,7 @@ mod tokens;
 mod users;
 
 pub use events::put_event;
-pub use users::{COUNTER_SK, counter_items, counter_pk, migration_update, user_item};
+pub use users::{COUNTER_SK, counter_items, counter_pk, migration_update, unmigrate, user_item};
 
 pub type Item = HashMap<String, AttributeValue>;
 

@@ -219,6 +219,31 @@ pub fn counter_items<'a>(users: impl IntoIterator<Item = &'a User>) -> Vec<Item>
         .collect()
 }
 
+/// Turns the stored `user` back into an item written before the counters (no `counted`, not
+/// in any counter), as tests of the first save of an unmigrated user need: the reverse of
+/// [`migration_update`], in one transaction.
+pub async fn unmigrate(store: &DynamoStore, user: &User) -> Result<(), StoreError> {
+    let mut item = to_item(&UserItem::from_user(user))?;
+    item.remove("counted");
+    let mut items = vec![put(
+        &store.table,
+        item,
+        "version = :v",
+        Some(HashMap::from([(":v".to_owned(), n(user.version))])),
+    )?];
+    for counter in Counter::of(user) {
+        items.push(counter_update(&store.table, &counter, -1)?);
+    }
+    store
+        .client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+        .map_err(|error| transaction_error(error, |_| StoreError::VersionConflict))?;
+    Ok(())
+}
+
 /// The update `cargo xtask migrate` applies to a user item written before the sharded indexes
 /// and counters (no `counted`): its index attributes and `counted`, on condition that it is still
 /// unmigrated at this version, and the raise of one counter shard, in one transaction.
