@@ -17,7 +17,7 @@ use shared::domain::ids::UserId;
 use shared::domain::user::{Status, User};
 use shared::service::paging::{Page, Start};
 use shared::service::user_listing::{self, Column, Order, UserFilters, UserQuery};
-use shared::store::dynamo::{DynamoStore, Item, Reads, counter_items, user_item};
+use shared::store::dynamo::{DynamoStore, Item, Reads, claim_item, counter_items, user_item};
 use time::{Duration, OffsetDateTime};
 
 use crate::localenv::{LocalEnv, Purpose};
@@ -187,6 +187,7 @@ async fn bench(n: usize) -> Result<()> {
         .iter()
         .map(user_item)
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    items.extend(people.iter().filter_map(claim_item));
     items.extend(counter_items(&people));
     batch_write(&client, items).await?;
     println!(

@@ -25,7 +25,9 @@ mod tokens;
 mod users;
 
 pub use events::put_event;
-pub use users::{COUNTER_SK, counter_items, counter_pk, migration_update, unmigrate, user_item};
+pub use users::{
+    COUNTER_SK, claim_item, counter_items, counter_pk, migration_update, unmigrate, user_item,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 

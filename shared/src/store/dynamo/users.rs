@@ -200,6 +200,16 @@ pub fn user_item(user: &User) -> Result<Item, StoreError> {
     to_item(&UserItem::from_user(user))
 }
 
+/// The email claim of a live `user` (none for a deleted one), as bulk loads write it next to
+/// the user: what makes an exact `filter[email]` one `GetItem`.
+pub fn claim_item(user: &User) -> Option<Item> {
+    (user.status != Status::Deleted).then(|| {
+        let mut claim = key(email_pk(&user.email_key()), "EMAIL");
+        claim.insert("userId".into(), s(user.id.to_string()));
+        claim
+    })
+}
+
 /// The counter items (each on shard 0) that count `users`, as bulk loads write them next to
 /// the users.
 pub fn counter_items<'a>(users: impl IntoIterator<Item = &'a User>) -> Vec<Item> {
