@@ -378,9 +378,9 @@ fn log_tail(log: &Path) -> String {
 
 /// Installs `packages` into the Python venv at `venv`, creating it first if needed; the output
 /// of both goes to `log`. A registry can fail for a moment (a reset connection, a 5xx from a
-/// mirror), so pip is tried up to three times, each attempt's output kept in the log; a last
-/// failure says how much disk is left, as a full disk leaves pip nothing to write, not even
-/// its error.
+/// mirror), so pip is tried up to three times, the log holding the latest attempt's output
+/// (whose tail an error quotes); a last failure says how much disk is left, as a full disk
+/// leaves pip nothing to write, not even its error.
 pub(crate) async fn pip_install(venv: &Path, packages: &[&str], log: &Path) -> Result<()> {
     const ATTEMPTS: u32 = 3;
     if !venv.join("bin/python").exists() {
@@ -388,15 +388,13 @@ pub(crate) async fn pip_install(venv: &Path, packages: &[&str], log: &Path) -> R
     }
     let mut attempt = 1;
     loop {
-        let attempt_log = log.with_extension(format!("attempt{attempt}.log"));
         let outcome = run_logged(
             command(venv.join("bin/python"))
                 .args(["-m", "pip", "install", "--disable-pip-version-check"])
                 .args(packages),
-            &attempt_log,
+            log,
         )
         .await;
-        let _ = std::fs::rename(&attempt_log, log);
         match outcome {
             Ok(()) => return Ok(()),
             Err(error) if attempt == ATTEMPTS => {
