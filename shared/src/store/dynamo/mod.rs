@@ -65,6 +65,17 @@ impl ReadMeter {
         self.capacity_milli.fetch_add(milli, Ordering::Relaxed);
     }
 
+    /// One page of a `Query`: its scanned items and the capacity it consumed.
+    fn record_query(&self, output: &aws_sdk_dynamodb::operation::query::QueryOutput) {
+        self.record(
+            output.scanned_count.max(0) as u64,
+            output
+                .consumed_capacity
+                .as_ref()
+                .and_then(|c| c.capacity_units),
+        );
+    }
+
     /// What was read since the last `take`, and starts over.
     pub fn take(&self) -> Reads {
         Reads {

@@ -377,6 +377,18 @@ async fn transact_counted(
     }
 }
 
+/// The condition of a user put over the stored item at `version`: `counted` (written since
+/// the counters), or not yet migrated.
+fn user_condition(version: u64, counted: bool) -> (&'static str, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::from([(":v".to_owned(), n(version))]);
+    if counted {
+        values.insert(":true".to_owned(), AttributeValue::Bool(true));
+        ("version = :v AND counted = :true", values)
+    } else {
+        ("version = :v AND attribute_not_exists(counted)", values)
+    }
+}
+
 /// Runs a save of `user` over `previous` that moves no counter (neither status nor names
 /// change: a code or a mailed token's save) in one transaction with `others`, the user's put
 /// first. A user item written before the counters (no `counted`: not yet migrated) fails the
@@ -391,18 +403,7 @@ pub(super) async fn save_uncounted_moves(
     reasons_to_error: impl Fn(usize) -> StoreError,
 ) -> Result<(), StoreError> {
     for counted in [true, false] {
-        let (condition, mut values) = if counted {
-            (
-                "version = :v AND counted = :true",
-                HashMap::from([(":true".to_owned(), AttributeValue::Bool(true))]),
-            )
-        } else {
-            (
-                "version = :v AND attribute_not_exists(counted)",
-                HashMap::new(),
-            )
-        };
-        values.insert(":v".to_owned(), n(previous.version));
+        let (condition, values) = user_condition(previous.version, counted);
         let mut items = vec![put(
             &store.table,
             to_item(&UserItem::from_user(user))?,
@@ -610,13 +611,7 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(backend)?;
-            self.reads.record(
-                output.scanned_count.max(0) as u64,
-                output
-                    .consumed_capacity
-                    .as_ref()
-                    .and_then(|c| c.capacity_units),
-            );
+            self.reads.record_query(&output);
             for item in output.items.unwrap_or_default() {
                 let key = item.get(sk_name).and_then(|v| v.as_s().ok());
                 if key.is_some() && key == query.after.as_ref() {
@@ -774,13 +769,7 @@ impl UserStore for DynamoStore {
                 .send()
                 .await
                 .map_err(backend)?;
-            self.reads.record(
-                output.scanned_count.max(0) as u64,
-                output
-                    .consumed_capacity
-                    .as_ref()
-                    .and_then(|c| c.capacity_units),
-            );
+            self.reads.record_query(&output);
             total += output.count.max(0) as u64;
             match output.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -823,20 +812,7 @@ impl DynamoStore {
         events: &[SecurityEvent],
         counted: bool,
     ) -> Result<(), SaveError> {
-        let condition = if counted {
-            "version = :v AND counted = :true"
-        } else {
-            "version = :v AND attribute_not_exists(counted)"
-        };
-        let values = HashMap::from([
-            (":v".to_owned(), n(previous.version)),
-            (":true".to_owned(), AttributeValue::Bool(true)),
-        ]);
-        let values = if counted {
-            values
-        } else {
-            values.into_iter().filter(|(k, _)| k == ":v").collect()
-        };
+        let (condition, values) = user_condition(previous.version, counted);
         let mut items = vec![put(
             &self.table,
             to_item(&UserItem::from_user(user))?,
