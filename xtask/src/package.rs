@@ -196,7 +196,7 @@ async fn install(local: &Path) -> Result<PathBuf> {
 }
 
 /// The standard library for arm64, through rustup (a no-op when it is there).
-async fn add_rust_target() -> Result<()> {
+pub(crate) async fn add_rust_target() -> Result<()> {
     let installed = command("rustup")
         .args(["target", "list", "--installed"])
         .output()

@@ -100,7 +100,11 @@ struct Shared {
     in_flight: std::sync::Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     polls: watch::Sender<Polls>,
     init_error: watch::Sender<Option<String>>,
+    /// Run once, when the function first asks for an event (the end of its INIT).
+    on_first_poll: std::sync::Mutex<Option<FirstPollHook>>,
 }
+
+type FirstPollHook = Box<dyn FnOnce() + Send>;
 
 pub struct RuntimeApi {
     address: SocketAddr,
@@ -121,6 +125,7 @@ impl RuntimeApi {
             in_flight: Default::default(),
             polls: watch::Sender::new(Polls::default()),
             init_error: watch::Sender::new(None),
+            on_first_poll: std::sync::Mutex::new(None),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
         Ok(Self {
@@ -150,6 +155,16 @@ impl RuntimeApi {
             submitted,
             reply: receiver,
         }
+    }
+
+    /// Runs `hook` when the function first asks for an event, before it gets one: how the
+    /// benchmark moves a process into its CPU share once INIT is over.
+    pub fn on_first_poll(&self, hook: impl FnOnce() + Send + 'static) {
+        *self
+            .shared
+            .on_first_poll
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
     }
 
     /// When the function first asked for an event: the end of its INIT.
@@ -240,6 +255,14 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
         p.count += 1;
         p.first.get_or_insert(polled);
     });
+    let hook = shared
+        .on_first_poll
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(hook) = hook {
+        hook();
+    }
     let Some(queued) = shared.queue.lock().await.recv().await else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -48,6 +48,10 @@ impl Intercept for Recorder {
                         .downcast_ref::<ScanInput>()
                         .and_then(|scan| scan.index_name())
                 });
+            REQUESTS
+                .lock()
+                .unwrap()
+                .push(format!("{}:{}", metadata.service(), metadata.name()));
             for action in actions(metadata.service(), metadata.name(), transaction, index) {
                 record(function, &action);
                 OPERATIONS.lock().unwrap().push(action);
@@ -66,6 +70,16 @@ static OPERATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// two paths.
 pub fn take_operations() -> Vec<String> {
     std::mem::take(&mut *OPERATIONS.lock().unwrap())
+}
+
+/// Every request made inside a function, as `Service:Operation` (`DynamoDB:GetItem`,
+/// `DynamoDB:TransactWriteItems`, …), one per request, since [`take_requests`] was last called.
+static REQUESTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The AWS requests made while serving requests since the last call, one entry per request
+/// (a transaction is one): what a route costs in round trips, for request budgets.
+pub fn take_requests() -> Vec<String> {
+    std::mem::take(&mut *REQUESTS.lock().unwrap())
 }
 
 /// The IAM actions one request needs. `TransactWriteItems` has no action of its own: each of
