@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::StoreError;
+use super::ids::UserId;
 use super::security_event::SecurityEvent;
 
 /// Failed-login bookkeeping for one email.
@@ -22,6 +23,14 @@ pub struct Lockout {
 #[async_trait]
 pub trait LockoutStore: Send + Sync {
     async fn get_lockout(&self, email_key: &str) -> Result<Option<Lockout>, StoreError>;
+
+    /// The user id the claim of `claim_key` (a normalised email) names, whoever holds it,
+    /// and the lockout of `email_key`, in one consistent read: a login's first request.
+    async fn find_claim_and_lockout(
+        &self,
+        claim_key: &str,
+        email_key: &str,
+    ) -> Result<(Option<UserId>, Option<Lockout>), StoreError>;
 
     /// Writes the lockout if the stored one still has `expected_version`
     /// (`None`: if there is none). `VersionConflict` otherwise.

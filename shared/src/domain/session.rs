@@ -212,6 +212,18 @@ pub trait SessionStore: Send + Sync {
         events: &[SecurityEvent],
     ) -> Result<(), StoreError>;
 
+    /// [`SessionStore::create_session_recording`] of a login whose password was right,
+    /// clearing the lockout of `email_key` and deleting `withdrawn` (the events recorded when
+    /// the attempt was reserved) in the same transaction. `VersionConflict` when a concurrent
+    /// transaction got in the way.
+    async fn create_login_session(
+        &self,
+        session: &Session,
+        events: &[SecurityEvent],
+        email_key: &str,
+        withdrawn: &[SecurityEvent],
+    ) -> Result<(), StoreError>;
+
     /// [`SessionStore::save_session`], recording `events` in the same transaction.
     async fn save_session_recording(
         &self,

@@ -40,8 +40,24 @@ pub async fn reserve(
     email_key: &str,
     account: Option<(UserId, &Cause)>,
 ) -> Result<Attempt, ApiError> {
+    let current = core.lockouts.get_lockout(email_key).await?;
+    reserve_seen(core, email_key, account, current).await
+}
+
+/// [`reserve`] from the lockout `seen` (read by the caller, e.g. with the email's claim in one
+/// request); after a conflicting write the state is read again.
+pub async fn reserve_seen(
+    core: &Core,
+    email_key: &str,
+    account: Option<(UserId, &Cause)>,
+    seen: Option<Lockout>,
+) -> Result<Attempt, ApiError> {
+    let mut seen = Some(seen);
     for _ in 0..2 * MAX_FAILURES + 2 {
-        let current = core.lockouts.get_lockout(email_key).await?;
+        let current = match seen.take() {
+            Some(current) => current,
+            None => core.lockouts.get_lockout(email_key).await?,
+        };
         let now = core.clock.now();
         if let Some(until) = current.as_ref().and_then(|l| l.locked_until)
             && until > now
@@ -84,6 +100,18 @@ pub async fn reserve(
 pub struct Attempt {
     email_key: String,
     recorded: Vec<SecurityEvent>,
+}
+
+impl Attempt {
+    /// The email whose lockout a success clears.
+    pub fn email_key(&self) -> &str {
+        &self.email_key
+    }
+
+    /// The events recorded with the reservation, which a success withdraws.
+    pub fn recorded(&self) -> &[SecurityEvent] {
+        &self.recorded
+    }
 }
 
 /// `login.failed` of the attempt that leads to `next`, and `login.locked` when it locks the

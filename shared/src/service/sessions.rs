@@ -59,13 +59,45 @@ pub async fn open_login(
     user_agent: Option<String>,
 ) -> Result<Tokens, ApiError> {
     let now = core.clock.now();
-    let mut session = Session::new(user.id, user.session_epoch, Stage::Full, now);
-    session.user_agent = user_agent;
+    let mut session = login_session(user, Stage::Full, user_agent, now);
     let refresh_token = session.rotate(now);
     core.sessions
         .create_session_recording(&session, &[login_succeeded(user, &session, now)])
         .await?;
     Ok(tokens(core, user, &session, refresh_token))
+}
+
+fn login_session(
+    user: &User,
+    stage: Stage,
+    user_agent: Option<String>,
+    now: time::OffsetDateTime,
+) -> Session {
+    let mut session = Session::new(user.id, user.session_epoch, stage, now);
+    session.user_agent = user_agent;
+    session
+}
+
+/// Creates the session of a password login and clears the login's `attempt` (its lockout and
+/// the events reserved with it) in one write, retried when a concurrent transaction got in
+/// the way.
+async fn create_login_session(
+    core: &Core,
+    session: &Session,
+    events: &[SecurityEvent],
+    attempt: lockout::Attempt,
+) -> Result<(), ApiError> {
+    for _ in 0..5 {
+        match core
+            .sessions
+            .create_login_session(session, events, attempt.email_key(), attempt.recorded())
+            .await
+        {
+            Err(StoreError::VersionConflict) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::internal("login kept conflicting"))
 }
 
 fn login_succeeded(user: &User, session: &Session, now: time::OffsetDateTime) -> SecurityEvent {
@@ -151,6 +183,10 @@ pub enum LoginOutcome {
 /// not log in all get the same 401, after the same hashing work and the same requests: an
 /// unknown email reads a user as its claim would have led to, and its lockout write is the
 /// same transaction, without the `login.failed` an account's attempt records in it.
+///
+/// Its DynamoDB requests: the claim and the lockout (one `BatchGetItem`), the user, the
+/// attempt reserved before the hash, then on success the session with the lockout cleared (one
+/// transaction) and the query of the user's sessions for the cap.
 pub async fn login(
     core: &Core,
     email: Option<String>,
@@ -164,23 +200,29 @@ pub async fn login(
         .filter(|p| !p.is_empty())
         .ok_or(ApiError::PasswordRequired)?;
     let email_key = email.trim().to_lowercase();
-    let user = match Email::parse(&email) {
+    let (user, seen) = match Email::parse(&email) {
         Ok(email) => {
-            let found = core.users.find_user_by_email(&email.normalized()).await?;
-            if found.is_none() {
-                // The read a claim would have led to.
-                core.users.get_user(UserId::new()).await?;
-            }
-            found
+            let (claimed, seen) = core
+                .lockouts
+                .find_claim_and_lockout(&email.normalized(), &email_key)
+                .await?;
+            // An unknown email reads a user id no account has: the read a claim leads to.
+            let read = core
+                .users
+                .get_user(claimed.unwrap_or_else(UserId::new))
+                .await?;
+            let user = read.filter(|user| claimed.is_some() && user.status != Status::Deleted);
+            (user, seen)
         }
-        Err(_) => None,
+        Err(_) => (None, core.lockouts.get_lockout(&email_key).await?),
     };
     // Nobody is authenticated yet: the events of a failure have no actor.
     let anonymous = Cause::default();
-    let attempt = lockout::reserve(
+    let attempt = lockout::reserve_seen(
         core,
         &email_key,
         user.as_ref().map(|user| (user.id, &anonymous)),
+        seen,
     )
     .await?;
     // A password the rules would refuse still costs a hash, so timing tells nothing.
@@ -193,16 +235,18 @@ pub async fn login(
         // The attempt was counted as a failure when it was reserved.
         _ => return Err(ApiError::BadCredentials),
     };
-    lockout::succeeded(core, attempt).await?;
+    let now = core.clock.now();
     if user.two_factor_enabled() {
-        let now = core.clock.now();
-        let mut session = Session::new(user.id, user.session_epoch, Stage::TwoFactor, now);
-        session.user_agent = user_agent;
-        core.sessions.create_session(&session).await?;
+        let session = login_session(&user, Stage::TwoFactor, user_agent, now);
+        create_login_session(core, &session, &[], attempt).await?;
         return Ok(LoginOutcome::TwoFactorRequired { user, session });
     }
-    let tokens = open_login(core, &user, user_agent).await?;
-    end_sessions_over_the_cap(core, &user, tokens.session_uuid).await?;
+    let mut session = login_session(&user, Stage::Full, user_agent, now);
+    let refresh_token = session.rotate(now);
+    let succeeded = login_succeeded(&user, &session, now);
+    create_login_session(core, &session, &[succeeded], attempt).await?;
+    end_sessions_over_the_cap(core, &user, session.id).await?;
+    let tokens = tokens(core, &user, &session, refresh_token);
     Ok(LoginOutcome::Complete { tokens, user })
 }
 

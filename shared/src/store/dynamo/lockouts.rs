@@ -7,8 +7,12 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::events::{delete_event, put_decoy_event, put_event};
-use super::{DynamoStore, Item, backend, key, n, parse_ts, put, to_item, transaction_error, ts};
+use super::{
+    DynamoStore, Item, backend, email_pk, from_item, key, n, parse_ts, put, to_item,
+    transaction_error, ts,
+};
 use crate::domain::StoreError;
+use crate::domain::ids::UserId;
 use crate::domain::lockout::{Lockout, LockoutStore};
 use crate::domain::security_event::SecurityEvent;
 
@@ -30,21 +34,41 @@ struct LockoutItem {
 #[async_trait]
 impl LockoutStore for DynamoStore {
     async fn get_lockout(&self, email_key: &str) -> Result<Option<Lockout>, StoreError> {
-        let Some(item) = self
-            .get_consistent::<LockoutItem>(lockout_pk(email_key), "LOCKOUT")
+        self.get_consistent::<LockoutItem>(lockout_pk(email_key), "LOCKOUT")
             .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Lockout {
-            email_key: item.email_key,
-            failures: item.failures,
-            window_start: parse_ts(&item.window_start)?,
-            last_failure_at: parse_ts(&item.last_failure_at)?,
-            locked_until: item.locked_until.as_deref().map(parse_ts).transpose()?,
-            lock_secs: item.lock_secs,
-            version: item.version,
-        }))
+            .map(LockoutItem::lockout)
+            .transpose()
+    }
+
+    async fn find_claim_and_lockout(
+        &self,
+        claim_key: &str,
+        email_key: &str,
+    ) -> Result<(Option<UserId>, Option<Lockout>), StoreError> {
+        let items = self
+            .batch_get_consistent(vec![
+                key(email_pk(claim_key), "EMAIL"),
+                key(lockout_pk(email_key), "LOCKOUT"),
+            ])
+            .await?;
+        let (mut claimed, mut lockout) = (None, None);
+        for item in items {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some("EMAIL") => {
+                    claimed = item
+                        .get("userId")
+                        .and_then(|value| value.as_s().ok())
+                        .and_then(|text| UserId::parse(text));
+                }
+                Some("LOCKOUT") => lockout = Some(from_item::<LockoutItem>(item)?.lockout()?),
+                _ => {}
+            }
+        }
+        Ok((claimed, lockout))
     }
 
     async fn put_lockout(
@@ -99,16 +123,7 @@ impl LockoutStore for DynamoStore {
         if events.is_empty() {
             return self.clear_lockout(email_key).await;
         }
-        let clear = TransactWriteItem::builder()
-            .delete(
-                Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(lockout_pk(email_key), "LOCKOUT")))
-                    .build()
-                    .map_err(backend)?,
-            )
-            .build();
-        let mut items = vec![clear];
+        let mut items = vec![clear_lockout_item(&self.table, email_key)?];
         for event in events {
             items.push(delete_event(&self.table, event)?);
         }
@@ -128,6 +143,36 @@ impl DynamoStore {
             .map_err(|error| transaction_error(error, |_| StoreError::VersionConflict))?;
         Ok(())
     }
+}
+
+impl LockoutItem {
+    fn lockout(self) -> Result<Lockout, StoreError> {
+        Ok(Lockout {
+            email_key: self.email_key,
+            failures: self.failures,
+            window_start: parse_ts(&self.window_start)?,
+            last_failure_at: parse_ts(&self.last_failure_at)?,
+            locked_until: self.locked_until.as_deref().map(parse_ts).transpose()?,
+            lock_secs: self.lock_secs,
+            version: self.version,
+        })
+    }
+}
+
+/// The unconditional delete of the email's lockout, as a transaction item.
+pub(super) fn clear_lockout_item(
+    table: &str,
+    email_key: &str,
+) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .delete(
+            Delete::builder()
+                .table_name(table)
+                .set_key(Some(key(lockout_pk(email_key), "LOCKOUT")))
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
 }
 
 fn lockout_pk(email_key: &str) -> String {

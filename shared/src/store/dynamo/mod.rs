@@ -162,6 +162,41 @@ impl DynamoStore {
         output.item.map(from_item).transpose()
     }
 
+    /// The items at `keys` that exist, read consistently in one `BatchGetItem` (asked again
+    /// for the keys it leaves unprocessed under load).
+    pub(super) async fn batch_get_consistent(
+        &self,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(backend)?;
+        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let mut found = Vec::new();
+        for _ in 0..5 {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(backend)?;
+            found.extend(
+                output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            match output.unprocessed_keys {
+                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
+                _ => return Ok(found),
+            }
+        }
+        Err(backend("BatchGetItem left keys unprocessed"))
+    }
+
     /// One cheap request, made at cold start so the first invoke finds the TLS connection open.
     pub async fn warm_up(&self) {
         let _ = self

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::events::put_event;
+use super::events::{delete_event, put_event};
+use super::lockouts::clear_lockout_item;
 use super::users::user_from_item;
 use super::{
     DynamoStore, Item, backend, classify, from_item, key, n, parse_ts, put, s, session_pk, to_item,
@@ -142,6 +143,16 @@ impl DynamoStore {
         for event in events {
             items.push(put_event(&self.table, event)?);
         }
+        self.transact_first(items, first_failed).await
+    }
+
+    /// One transaction of `items`: a refusal of the first is `first_failed`, any other a
+    /// `VersionConflict` (a concurrent transaction on one of them).
+    async fn transact_first(
+        &self,
+        items: Vec<TransactWriteItem>,
+        first_failed: fn() -> StoreError,
+    ) -> Result<(), StoreError> {
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
@@ -272,6 +283,30 @@ impl SessionStore for DynamoStore {
             .await
     }
 
+    async fn create_login_session(
+        &self,
+        session: &Session,
+        events: &[SecurityEvent],
+        email_key: &str,
+        withdrawn: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        let mut items = vec![put(
+            &self.table,
+            to_item(&SessionItem::from_session(session))?,
+            "attribute_not_exists(pk)",
+            None,
+        )?];
+        for event in events {
+            items.push(put_event(&self.table, event)?);
+        }
+        items.push(clear_lockout_item(&self.table, email_key)?);
+        for event in withdrawn {
+            items.push(delete_event(&self.table, event)?);
+        }
+        self.transact_first(items, || StoreError::VersionConflict)
+            .await
+    }
+
     async fn save_session_recording(
         &self,
         session: &Session,
@@ -327,43 +362,24 @@ impl SessionStore for DynamoStore {
         user: UserId,
         session: SessionId,
     ) -> Result<(Option<User>, Option<Session>), StoreError> {
-        let keys = KeysAndAttributes::builder()
-            .keys(key(user_pk(user), "PROFILE"))
-            .keys(key(session_pk(session), "SESSION"))
-            .consistent_read(true)
-            .build()
-            .map_err(backend)?;
-        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let items = self
+            .batch_get_consistent(vec![
+                key(user_pk(user), "PROFILE"),
+                key(session_pk(session), "SESSION"),
+            ])
+            .await?;
         let (mut found_user, mut found_session) = (None, None);
-        // BatchGetItem may hand back unprocessed keys under load; ask again for those only.
-        for _ in 0..5 {
-            let output = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in output
-                .responses
-                .and_then(|mut r| r.remove(&self.table))
-                .unwrap_or_default()
+        for item in items {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
             {
-                match item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                {
-                    Some("PROFILE") => found_user = Some(user_from_item(item)?),
-                    Some("SESSION") => found_session = Some(session_from_item(item)?),
-                    _ => {}
-                }
-            }
-            match output.unprocessed_keys {
-                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
-                _ => return Ok((found_user, found_session)),
+                Some("PROFILE") => found_user = Some(user_from_item(item)?),
+                Some("SESSION") => found_session = Some(session_from_item(item)?),
+                _ => {}
             }
         }
-        Err(backend("BatchGetItem left keys unprocessed"))
+        Ok((found_user, found_session))
     }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::domain::StoreError;
+use crate::domain::ids::UserId;
 use crate::domain::lockout::{Lockout, LockoutStore};
 use crate::domain::security_event::SecurityEvent;
 
@@ -11,6 +12,15 @@ use crate::domain::security_event::SecurityEvent;
 impl LockoutStore for MemoryStore {
     async fn get_lockout(&self, email_key: &str) -> Result<Option<Lockout>, StoreError> {
         Ok(self.lockouts.lock().unwrap().get(email_key).cloned())
+    }
+
+    async fn find_claim_and_lockout(
+        &self,
+        claim_key: &str,
+        email_key: &str,
+    ) -> Result<(Option<UserId>, Option<Lockout>), StoreError> {
+        let claimed = self.claimed_by(claim_key);
+        Ok((claimed, self.get_lockout(email_key).await?))
     }
 
     async fn put_lockout(

@@ -53,4 +53,9 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The user holding the email claim of `email_key`, if any.
+    fn claimed_by(&self, email_key: &str) -> Option<UserId> {
+        self.emails.lock().unwrap().get(email_key).copied()
+    }
 }

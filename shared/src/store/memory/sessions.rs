@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::domain::StoreError;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::lockout::LockoutStore;
 use crate::domain::security_event::SecurityEvent;
 use crate::domain::session::{Session, SessionStore};
 use crate::domain::user::User;
@@ -65,6 +66,17 @@ impl SessionStore for MemoryStore {
         self.create_session(session).await?;
         self.record_all(events);
         Ok(())
+    }
+
+    async fn create_login_session(
+        &self,
+        session: &Session,
+        events: &[SecurityEvent],
+        email_key: &str,
+        withdrawn: &[SecurityEvent],
+    ) -> Result<(), StoreError> {
+        self.create_session_recording(session, events).await?;
+        self.clear_lockout_withdrawing(email_key, withdrawn).await
     }
 
     async fn save_session_recording(

@@ -31,7 +31,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn find_user_by_email(&self, email_key: &str) -> Result<Option<User>, StoreError> {
-        let id = self.emails.lock().unwrap().get(email_key).copied();
+        let id = self.claimed_by(email_key);
         Ok(id
             .and_then(|id| self.users.lock().unwrap().get(&id).cloned())
             .filter(|user| user.status != Status::Deleted))
