@@ -253,7 +253,8 @@ impl Report {
 
     /// The size this run picks for `function`: for a hashing function the one fastest per
     /// dollar (least p50 × cost) on its hashing route; for the others the cheapest size whose
-    /// warm p50 and cold start (INIT + first invoke) are both within 1.25× of the fastest.
+    /// warm p50 and cold start (INIT + first invoke) are both within 1.25× of the fastest
+    /// (with no such size, the fastest per dollar).
     fn chosen(&self, function: &str) -> Option<u32> {
         let route = WARM_ROUTES
             .iter()
@@ -267,21 +268,7 @@ impl Report {
                 Some((mb, warm, cold))
             })
             .collect();
-        if route.hashing {
-            return rows
-                .iter()
-                .min_by(|a, b| {
-                    let score = |r: &(u32, f64, f64)| r.1 * cost_per_million(r.1, r.0);
-                    score(a).total_cmp(&score(b))
-                })
-                .map(|r| r.0);
-        }
-        let best_warm = rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
-        let best_cold = rows.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
-        rows.iter()
-            .filter(|r| r.1 <= best_warm * AS_FAST && r.2 <= best_cold * AS_FAST)
-            .min_by(|a, b| cost_per_million(a.1, a.0).total_cmp(&cost_per_million(b.1, b.0)))
-            .map(|r| r.0)
+        choose_size(&rows, route.hashing)
     }
 
     fn functions(&self) -> impl Iterator<Item = &'static str> {
@@ -582,7 +569,8 @@ impl Report {
              per GB-s billed per ms, INIT included, + ${PRICE_PER_REQUEST} a request). \
              Chosen: for the hashing functions the size fastest per dollar (least p50 × \
              cost) of their Argon2id route; for the others the cheapest size whose warm p50 \
-             and cold start are within {AS_FAST}× of the fastest.\n"
+             and cold start are within {AS_FAST}× of the fastest (none: the fastest per \
+             dollar).\n"
         );
         let _ = writeln!(
             out,
@@ -746,6 +734,30 @@ impl Report {
     }
 }
 
+/// The size to choose from `(MB, warm p50, cold p50)` rows: see [`Report::chosen`].
+fn choose_size(rows: &[(u32, f64, f64)], hashing: bool) -> Option<u32> {
+    let fastest_per_dollar = || {
+        rows.iter()
+            .min_by(|a, b| {
+                let score = |r: &(u32, f64, f64)| r.1 * cost_per_million(r.1, r.0);
+                score(a).total_cmp(&score(b))
+            })
+            .map(|r| r.0)
+    };
+    if hashing {
+        return fastest_per_dollar();
+    }
+    let best_warm = rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+    let best_cold = rows.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
+    rows.iter()
+        .filter(|r| r.1 <= best_warm * AS_FAST && r.2 <= best_cold * AS_FAST)
+        .min_by(|a, b| cost_per_million(a.1, a.0).total_cmp(&cost_per_million(b.1, b.0)))
+        .map(|r| r.0)
+        // No size is near the fastest on both counts (warm and cold favour opposite ends):
+        // the fastest per dollar, as for hashing.
+        .or_else(fastest_per_dollar)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,6 +780,20 @@ mod tests {
         assert_eq!(summary.min, 10.0);
         assert_eq!(summary.p50, 30.0);
         assert_eq!(summary.max, 50.0);
+    }
+
+    #[test]
+    fn a_size_is_chosen_near_the_fastest_or_else_fastest_per_dollar() {
+        // Hashing: CPU-bound, so the full vCPU is fastest at about the same cost.
+        let hashing = [(128, 370.0, 108.0), (1769, 80.0, 110.0)];
+        assert_eq!(super::choose_size(&hashing, true), Some(1769));
+        // Both sizes near the fastest: the cheaper.
+        let light = [(128, 6.4, 78.0), (1769, 7.4, 77.0)];
+        assert_eq!(super::choose_size(&light, false), Some(128));
+        // Warm favours one end, cold the other: still a size, the fastest per dollar.
+        let torn = [(128, 15.0, 75.0), (1769, 11.1, 108.0)];
+        assert_eq!(super::choose_size(&torn, false), Some(128));
+        assert_eq!(super::choose_size(&[], false), None);
     }
 
     #[test]
