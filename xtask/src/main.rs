@@ -32,7 +32,6 @@ mod schemathesis;
 mod serve;
 mod stack;
 mod tls_proxy;
-mod zips;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,8 +65,8 @@ usage:
       own on ports 8002/5002: cold starts (N per binary and size, default 20), warm
       invocations (N per route and size, default 20), memory sizing with cost, load through
       the dev server at concurrency 1 and 8 (N requests, default 200), and each function's
-      arm64 zip (cargo lambda; skipped with --no-zips). Writes bench/RESULTS.md and
-      target/bench/report.json.
+      arm64 zip (the sam build of `package`, shared with it; skipped with --no-zips). Writes
+      bench/RESULTS.md and target/bench/report.json.
   cargo xtask bench --users N
       Load N users into a DynamoDB Local of its own (port 8032, batch writes), then print the
       items read, read capacity, requests and latency of GET /users per order and filter (first

@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::bench::{BUCKET, Bench, TABLE, UNSET_VARS};
 use crate::localenv::{LocalEnv, Purpose};
 use crate::process::{Signals, command};
-use crate::stack::{InstallLock, Ports, Stack, pip_install};
+use crate::stack::{Ports, Stack, tool_venv};
 use crate::{Result, block_on, root};
 
 /// Apart from dev (8000/5000), test (8001/5001 and up) and bench (8002/5002).
@@ -41,7 +41,6 @@ const TOOLS_PIP: &[&str] = &[
     "cargo-lambda==1.9.2",
     "ziglang==0.14.1",
 ];
-const INSTALLED_MARKER: &str = "xtask-tools.txt";
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// ELF `e_machine` of AArch64.
 const EM_AARCH64: u16 = 183;
@@ -77,13 +76,6 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     })?
 }
 
-struct Built {
-    function: String,
-    bootstrap: PathBuf,
-    bootstrap_bytes: u64,
-    zip_bytes: u64,
-}
-
 struct Answered {
     event: String,
     status: u16,
@@ -92,20 +84,39 @@ struct Answered {
     peak_rss_kib: Option<u64>,
 }
 
-async fn package(root: &Path) -> Result<()> {
-    let local = root.join(".localaws");
-    let bin = install(&local).await?;
+/// What `sam build` made for each function, and how long it took.
+pub(crate) struct Build {
+    pub functions: Vec<Built>,
+    pub seconds: f64,
+}
+
+pub(crate) struct Built {
+    pub function: String,
+    pub bootstrap: PathBuf,
+    pub bootstrap_bytes: u64,
+    pub zip_bytes: u64,
+}
+
+/// Steps 1 and 2: `sam build` (installing its tools on first use) and each function's zip.
+/// The bench's zip sizes come from here too, so one cross-build serves both commands.
+pub(crate) async fn build(root: &Path) -> Result<Build> {
+    let bin = tool_venv(
+        &root.join(".localaws"),
+        "package",
+        TOOLS_PIP,
+        "the SAM CLI, cargo-lambda and Zig",
+    )
+    .await?;
     add_rust_target().await?;
-    let target_dir = target_dir(root);
-    let out = target_dir.join("package");
+    let out = target_dir(root).join("package");
     let build_dir = out.join("sam");
 
     let started = Instant::now();
     sam_build(root, &bin, &build_dir, &out.join("cargo")).await?;
-    let build_secs = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
 
     let template = std::fs::read_to_string(root.join("template.yaml"))?;
-    let mut built = Vec::new();
+    let mut functions = Vec::new();
     for (logical_id, function) in shared::localstack::function_binaries(&template)? {
         let bootstrap = build_dir.join(&logical_id).join("bootstrap");
         let machine = elf_machine(&bootstrap)?;
@@ -118,13 +129,22 @@ async fn package(root: &Path) -> Result<()> {
         }
         let zip = out.join("zips").join(format!("{function}.zip"));
         zip_bootstrap(&bootstrap, &zip).await?;
-        built.push(Built {
+        functions.push(Built {
             bootstrap_bytes: std::fs::metadata(&bootstrap)?.len(),
             zip_bytes: std::fs::metadata(&zip)?.len(),
             function,
             bootstrap,
         });
     }
+    Ok(Build { functions, seconds })
+}
+
+async fn package(root: &Path) -> Result<()> {
+    let Build {
+        functions: built,
+        seconds: build_secs,
+    } = build(root).await?;
+    let out = target_dir(root).join("package");
     print_sizes(&built, build_secs);
 
     let runner = Runner::find()?;
@@ -177,22 +197,6 @@ async fn package(root: &Path) -> Result<()> {
         logs.display()
     );
     Ok(())
-}
-
-/// Installs the tools unless the pinned versions are there; returns the venv's `bin`.
-async fn install(local: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(local)?;
-    let _lock = InstallLock::acquire(&local.join("install-package.lock")).await?;
-    let venv = local.join("package-venv");
-    let marker = venv.join(INSTALLED_MARKER);
-    let wanted = TOOLS_PIP.join("\n");
-    if std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
-        return Ok(venv.join("bin"));
-    }
-    println!("xtask: installing the SAM CLI, cargo-lambda and Zig in a Python venv (once)");
-    pip_install(&venv, TOOLS_PIP, &local.join("install-package-pip.log")).await?;
-    std::fs::write(&marker, wanted)?;
-    Ok(venv.join("bin"))
 }
 
 /// The standard library for arm64, through rustup (a no-op when it is there).

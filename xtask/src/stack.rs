@@ -376,6 +376,30 @@ fn log_tail(log: &Path) -> String {
     }
 }
 
+/// The `bin` of the venv `.localaws/<name>-venv` holding `tools` (pinned `name==version`
+/// lines), installed unless exactly those pins are there (a change of them reinstalls); `what`
+/// names them in the one line printed when installing. Serialised across processes by
+/// `install-<name>.lock`; pip's output goes to `install-<name>-pip.log`.
+pub(crate) async fn tool_venv(
+    local: &Path,
+    name: &str,
+    tools: &[&str],
+    what: &str,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(local)?;
+    let _lock = InstallLock::acquire(&local.join(format!("install-{name}.lock"))).await?;
+    let venv = local.join(format!("{name}-venv"));
+    let marker = venv.join("xtask-tools.txt");
+    let wanted = tools.join("\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
+        return Ok(venv.join("bin"));
+    }
+    println!("xtask: installing {what} in a Python venv (once)");
+    pip_install(&venv, tools, &local.join(format!("install-{name}-pip.log"))).await?;
+    std::fs::write(&marker, wanted)?;
+    Ok(venv.join("bin"))
+}
+
 /// Installs `packages` into the Python venv at `venv`, creating it first if needed; the output
 /// of both goes to `log`. A registry can fail for a moment (a reset connection, a 5xx from a
 /// mirror), so pip is tried up to three times, the log holding the latest attempt's output

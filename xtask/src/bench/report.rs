@@ -11,7 +11,6 @@ use super::{
     ColdSeries, FULL_CPU_MB, GET_USER, HELLO, MIB, Measured, PRICE_PER_GB_SECOND,
     PRICE_PER_REQUEST, SUBJECTS, WARM_ROUTES, WarmSeries, millis,
 };
-use crate::zips::Zip;
 
 /// Targets (issue 14).
 const ZIP_LIMIT_MIB: f64 = 5.0;
@@ -73,6 +72,12 @@ pub(crate) fn utc_now() -> String {
         .ok()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+/// A function's deployable zip, as `cargo xtask package` builds it.
+pub(crate) struct Zip {
+    pub function: String,
+    pub bytes: u64,
 }
 
 pub(crate) enum Zips {
@@ -654,8 +659,9 @@ impl Report {
     fn zip_table(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "## Zip size (provided.al2023 arm64)\n\n`cargo lambda build --release --arm64 \
-             --output-format zip`, one function per build (workspace release profile).\n"
+            "## Zip size (provided.al2023 arm64)\n\nThe zips of `cargo xtask package`: `sam build` \
+             (`rust-cargolambda`, one `cargo lambda build --release --arm64` per function, \
+             workspace release profile), each `bootstrap` deflated as `sam deploy` packs it.\n"
         );
         match &self.zips {
             Zips::Built(zips) => {
