@@ -12,6 +12,7 @@ use shared::App;
 use shared::domain::user::Status;
 use shared::service::users;
 use shared::testkit::accounts::{self, Account, PASSWORD};
+use shared::testkit::iam::take_requests;
 use shared::testkit::{self, TestResponse, request};
 
 async fn call(app: &App, req: lambda_http::Request) -> TestResponse {
@@ -495,6 +496,36 @@ async fn registration_is_for_oneself_and_capped_at_ten_passkeys() {
         .await
         .assert_error(409, "Too many passkeys.");
     assert_eq!(passkeys_of(&app, &account).await.len(), 10);
+}
+
+/// Issue 14's budget: a route that reads the caller costs the authenticating read alone, so
+/// one's own list is that read and the query of the passkeys; a csrAdmin's look at someone
+/// else's reads that user too (to answer 404 for an unknown or deleted one).
+#[tokio::test]
+async fn listing_ones_own_passkeys_reads_the_caller_only_once() {
+    let app = testkit::app().await;
+    let account = accounts::register(&app, "budget").await;
+    let admin = accounts::admin(&app).await;
+    let mut key = Authenticator::new(Algorithm::Es256);
+    assert_eq!(register(&app, &account, &mut key).await.status, 201);
+
+    take_requests();
+    let own = list(&app, &account.token, &account.uuid).await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    assert_eq!(own.body["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(take_requests(), ["DynamoDB:BatchGetItem", "DynamoDB:Query"]);
+
+    let by_admin = list(&app, &admin.token, &account.uuid).await;
+    assert_eq!(by_admin.status, 200, "{}", by_admin.text);
+    assert_eq!(by_admin.body["data"], own.body["data"]);
+    assert_eq!(
+        take_requests(),
+        [
+            "DynamoDB:BatchGetItem",
+            "DynamoDB:GetItem",
+            "DynamoDB:Query"
+        ]
+    );
 }
 
 #[tokio::test]
