@@ -89,7 +89,7 @@ impl Core {
     /// other clients.
     pub async fn from_env() -> Result<(Self, aws_config::SdkConfig), StartupError> {
         let config = Config::from_env().map_err(|e| StartupError(e.to_string()))?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = crate::aws::load().await;
         let secrets = crate::secrets::load(&config.secrets, &aws)
             .await
             .map_err(StartupError)?;

@@ -3,6 +3,7 @@
 //! `security` is used by all. See `docs/architecture.md`.
 
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod error;

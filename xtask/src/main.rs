@@ -58,15 +58,16 @@ usage:
       on template.yaml, and cargo nextest run --workspace, against emulators of its own on ports
       8001/5001 (so it can run beside `dev`; XTASK_TEST_PORT_OFFSET=N moves them by N, so that
       two checkouts can test at once). With NEXTEST ARGS and XTASK_QUICK=1, only the tests run.
-  cargo xtask bench [--runs N] [--warm N] [--load N] [--sizes MB,...] [--no-zips]
+  cargo xtask bench [--runs N] [--warm N] [--load N] [--sizes MB,...] [--zips]
       Build the functions and two baselines (hello-world, minimal get-user) in release, run
       them behind a local Lambda Runtime API in the Lambda model (CPU share of each memory
       size through a cgroup v1 quota after INIT, DynamoDB over TLS) against emulators of their
       own on ports 8002/5002: cold starts (N per binary and size, default 20), warm
       invocations (N per route and size, default 20), memory sizing with cost, load through
-      the dev server at concurrency 1 and 8 (N requests, default 200), and each function's
-      arm64 zip (the sam build of `package`, shared with it; skipped with --no-zips). Writes
-      bench/RESULTS.md and target/bench/report.json.
+      the dev server at concurrency 1 and 8 (N requests, default 200). Each function's arm64
+      zip: with --zips, the sam build of `package` (shared with it; a second release build);
+      without, the zips of the last `cargo xtask package` if it ran. Writes bench/RESULTS.md
+      and target/bench/report.json.
   cargo xtask bench --users N
       Load N users into a DynamoDB Local of its own (port 8032, batch writes), then print the
       items read, read capacity, requests and latency of GET /users per order and filter (first

@@ -173,6 +173,7 @@ async fn package(root: &Path) -> Result<()> {
 
     print_answers(&answered);
     let report = json!({
+        "builtAt": crate::bench::utc_now(),
         "target": TARGET,
         "runner": runner.describe(),
         "samBuildSeconds": round1(build_secs),
@@ -189,7 +190,7 @@ async fn package(root: &Path) -> Result<()> {
             "peakRssKib": a.peak_rss_kib,
         })).collect::<Vec<_>>(),
     });
-    let path = out.join("report.json");
+    let path = report_path(root);
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
     println!(
         "xtask: every built bootstrap answered its events; wrote {} (function logs: {})",
@@ -228,6 +229,11 @@ pub(crate) async fn add_rust_target() -> Result<()> {
         // Without rustup the toolchain must bring the target itself; cargo says if not.
         Err(_) => Ok(()),
     }
+}
+
+/// Where `cargo xtask package` writes its figures (the bench reads the zips there).
+pub(crate) fn report_path(root: &Path) -> PathBuf {
+    target_dir(root).join("package/report.json")
 }
 
 fn target_dir(root: &Path) -> PathBuf {

@@ -250,3 +250,44 @@ fn bad_gateway() -> Response<Full<Bytes>> {
     *response.status_mut() = StatusCode::BAD_GATEWAY;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DynamoDB Local of `cargo xtask test`, behind a terminator whose CA only `extra` names.
+    async fn list_tables_over_tls(extra: Option<Vec<u8>>, port: u16) -> bool {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = aws_sdk_dynamodb::config::Builder::from(&aws)
+            .http_client(shared::aws::https_client(extra))
+            .endpoint_url(format!("https://localhost:{port}"))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        client.list_tables().limit(1).send().await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_functions_client_trusts_the_aws_roots_and_the_extra_ca_only() {
+        let upstream: std::net::SocketAddr = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .expect("cargo xtask test sets AWS_ENDPOINT_URL_DYNAMODB")
+            .trim_start_matches("http://")
+            .parse()
+            .expect("DynamoDB Local is at an IP address and port");
+        let dir = crate::root()
+            .join(".localaws")
+            .join(format!("tls-test-{}", uuid::Uuid::new_v4().simple()));
+        let certificates = make_certificates(&dir).expect("openssl makes a throwaway CA");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("bound").port();
+        let proxy = TlsProxy::start(listener, &certificates, upstream).expect("the terminator");
+        let ca = std::fs::read(&certificates.ca).expect("the CA file");
+
+        // The platform's store is not consulted: the throwaway CA is in no store, and the AWS
+        // roots did not sign it.
+        assert!(!list_tables_over_tls(None, port).await);
+        assert_eq!(proxy.forwarded().requests, 0);
+        assert!(list_tables_over_tls(Some(ca), port).await);
+        assert_eq!(proxy.forwarded().requests, 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

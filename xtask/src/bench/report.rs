@@ -82,8 +82,19 @@ pub(crate) struct Zip {
 
 pub(crate) enum Zips {
     Built(Vec<Zip>),
+    /// Not built in this run: the zips of an earlier `cargo xtask package`, and when that was.
+    Earlier(Vec<Zip>, String),
     Skipped,
     Failed(String),
+}
+
+impl Zips {
+    fn list(&self) -> Option<&[Zip]> {
+        match self {
+            Zips::Built(zips) | Zips::Earlier(zips, _) => Some(zips),
+            Zips::Skipped | Zips::Failed(_) => None,
+        }
+    }
 }
 
 pub(crate) struct Report {
@@ -290,8 +301,8 @@ impl Report {
                 .join(", ")
         };
 
-        match &self.zips {
-            Zips::Built(zips) => {
+        match self.zips.list() {
+            Some(zips) => {
                 let over: Vec<String> = zips
                     .iter()
                     .filter(|z| z.bytes as f64 / MIB > ZIP_LIMIT_MIB)
@@ -305,10 +316,14 @@ impl Report {
                         format!("largest {largest:.2} MiB")
                     } else {
                         format!("over: {}", over.join(", "))
+                    } + if matches!(self.zips, Zips::Earlier(..)) {
+                        " (an earlier `cargo xtask package`)"
+                    } else {
+                        ""
                     },
                 });
             }
-            Zips::Skipped | Zips::Failed(_) => verdicts.push(Verdict {
+            None => verdicts.push(Verdict {
                 target: format!("zip ≤ {ZIP_LIMIT_MIB} MiB each"),
                 holds: None,
                 figures: "zips not built in this run".into(),
@@ -663,15 +678,25 @@ impl Report {
              (`rust-cargolambda`, one `cargo lambda build --release --arm64` per function, \
              workspace release profile), each `bootstrap` deflated as `sam deploy` packs it.\n"
         );
+        if let Zips::Earlier(_, when) = &self.zips {
+            let _ = writeln!(
+                out,
+                "Not built in this run (`--zips` builds them): from {when}.\n"
+            );
+        }
         match &self.zips {
-            Zips::Built(zips) => {
+            Zips::Built(zips) | Zips::Earlier(zips, _) => {
                 let _ = writeln!(out, "| function | zip MiB |\n|---|---|");
                 for zip in zips {
                     let _ = writeln!(out, "| {} | {:.2} |", zip.function, zip.bytes as f64 / MIB);
                 }
             }
             Zips::Skipped => {
-                let _ = writeln!(out, "Not built in this run (`--no-zips`).");
+                let _ = writeln!(
+                    out,
+                    "Not built in this run: `--zips` builds them (the arm64 cross-build of \
+                     `cargo xtask package`, which writes them too)."
+                );
             }
             Zips::Failed(error) => {
                 let _ = writeln!(out, "Not built: {error}");
@@ -724,12 +749,10 @@ impl Report {
                 "handlerP50Ms": (!l.handler.is_empty())
                     .then(|| round3(Summary::of(l.handler.clone()).p50)),
             })).collect::<Vec<_>>(),
-            "zips": match &self.zips {
-                Zips::Built(zips) => zips.iter().map(|z| json!({
-                    "function": z.function, "bytes": z.bytes,
-                })).collect::<Vec<_>>(),
-                _ => Vec::new(),
-            },
+            "zips": self.zips.list().unwrap_or_default().iter().map(|z| json!({
+                "function": z.function, "bytes": z.bytes,
+            })).collect::<Vec<_>>(),
+            "zipsBuiltInThisRun": matches!(self.zips, Zips::Built(_)),
             "memorySizes": self.functions().map(|f| json!({
                 "function": f,
                 "configuredMb": self.configured(f),
