@@ -12,7 +12,7 @@
 //!    `libc6-arm64-cross` and `libgcc-s1-arm64-cross`), so the figures of that step are the
 //!    emulator's, not Lambda's.
 //!
-//! Slow (a release cross-build of seven binaries with LTO), so not part of `cargo xtask test`.
+//! Slow (a release cross-build of seven binaries), so not part of `cargo xtask test`.
 
 use std::collections::HashMap;
 use std::io::Write;
