@@ -491,9 +491,11 @@ fn earlier_zips(root: &Path) -> Zips {
     let report = std::fs::read_to_string(&path)
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-    let Some(report) = report else {
-        return Zips::Skipped;
-    };
+    report.map_or(Zips::Skipped, |report| package_zips(&report))
+}
+
+/// The zips in a report of `cargo xtask package`, dated by its `builtAt`.
+fn package_zips(report: &Value) -> Zips {
     let zips: Vec<Zip> = report["functions"]
         .as_array()
         .into_iter()
@@ -1365,6 +1367,31 @@ mod tests {
         assert_eq!(vm_hwm_kib(status), Some(14336));
         assert_eq!(vm_hwm_kib("Name:\tusers\n"), None);
         assert!(peak_rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
+    }
+
+    #[test]
+    fn zips_come_from_a_package_report_with_its_date() {
+        let report = json!({
+            "builtAt": "2026-12-03 06:00 UTC",
+            "functions": [
+                {"function": "users", "bootstrapBytes": 12, "zipBytes": 5},
+                {"function": "sessions", "zipBytes": 4},
+                {"function": "broken"},
+            ],
+        });
+        let Zips::Earlier(zips, when) = package_zips(&report) else {
+            panic!("the report's zips");
+        };
+        let zips: Vec<(&str, u64)> = zips
+            .iter()
+            .map(|z| (z.function.as_str(), z.bytes))
+            .collect();
+        assert_eq!(zips, [("users", 5), ("sessions", 4)]);
+        assert!(when.contains("2026-12-03 06:00 UTC"), "{when}");
+        assert!(matches!(
+            package_zips(&json!({"functions": []})),
+            Zips::Skipped
+        ));
     }
 
     #[test]
